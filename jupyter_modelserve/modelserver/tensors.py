@@ -1,0 +1,204 @@
+"""JSON values <-> numpy arrays for `:predict`, following TF Serving's REST encoding.
+
+Inputs are checked against the signature's TensorSpecs here so a client gets a 400 naming the
+input rather than a TensorFlow stack trace. Only imported by the server process.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .errors import invalid
+
+
+def is_b64(value: Any) -> bool:
+    """`{"b64": "..."}` is a binary value, not an object of named inputs."""
+    return isinstance(value, dict) and len(value) == 1 and "b64" in value
+
+
+def decode_b64(value: Any, name: str) -> bytes:
+    text = value["b64"]
+    if not isinstance(text, str):
+        raise invalid(f"Input '{name}': the value of a 'b64' key must be a string")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise invalid(f"Input '{name}': '{text[:40]}' is not valid base64") from None
+
+
+def _nested_shape(value: Any) -> list[int]:
+    """The shape implied by the first element at each depth of nested lists."""
+    shape: list[int] = []
+    while isinstance(value, list):
+        shape.append(len(value))
+        if not value:
+            break
+        value = value[0]
+    return shape
+
+
+def _string_leaves(value: Any, name: str, shape: list[int], depth: int, out: list[bytes]) -> None:
+    """Flatten nested lists of strings into `out`, checking that the nesting is rectangular."""
+    if depth < len(shape):
+        if not isinstance(value, list) or len(value) != shape[depth]:
+            raise invalid(f"Input '{name}': nested lists have different lengths or depths")
+        for item in value:
+            _string_leaves(item, name, shape, depth + 1, out)
+    elif isinstance(value, str):
+        out.append(value.encode("utf-8"))
+    elif is_b64(value):
+        out.append(decode_b64(value, name))
+    elif isinstance(value, list):
+        raise invalid(f"Input '{name}': nested lists have different lengths or depths")
+    else:
+        raise invalid(f"Input '{name}' expects strings (or {{\"b64\": ...}}), got {value!r:.60}")
+
+
+def _string_array(value: Any, name: str) -> np.ndarray:
+    shape = _nested_shape(value)
+    leaves: list[bytes] = []
+    _string_leaves(value, name, shape, 0, leaves)
+    array = np.empty(len(leaves), dtype=object)
+    array[:] = leaves
+    return array.reshape(shape)
+
+
+def _numeric_array(value: Any, name: str, dtype: Any) -> np.ndarray:
+    want = dtype.name  # a tf.DType
+    try:
+        array = np.asarray(value)
+    except (ValueError, OverflowError) as error:
+        raise invalid(f"Input '{name}': values do not form a {want} tensor ({error})") from None
+    kind = array.dtype.kind
+    if array.size == 0:
+        pass  # [] has no element type to check
+    elif kind == "O" or kind in "USV":
+        raise invalid(
+            f"Input '{name}' expects {want} numbers; got non-numeric values or lists of "
+            "different lengths"
+        )
+    elif dtype.is_bool and kind != "b":
+        raise invalid(f"Input '{name}' expects booleans (dtype {want}), got {array.dtype}")
+    elif dtype.is_integer and kind not in "iu":
+        raise invalid(f"Input '{name}' expects integers (dtype {want}), got {array.dtype} values")
+    elif (dtype.is_floating or dtype.is_complex) and kind not in "iuf":
+        raise invalid(f"Input '{name}' expects numbers (dtype {want}), got {array.dtype}")
+    if dtype.is_integer and array.size:
+        info = np.iinfo(dtype.as_numpy_dtype)
+        if array.min() < info.min or array.max() > info.max:
+            raise invalid(f"Input '{name}': a value is out of range for {want}")
+    return array.astype(dtype.as_numpy_dtype)
+
+
+def _shape_text(shape: Any) -> str:
+    if shape.rank is None:
+        return "<unknown rank>"
+    dims = shape.as_list()
+    return "[" + ", ".join("-1" if d is None else str(d) for d in dims) + "]"
+
+
+def to_array(value: Any, name: str, spec: Any) -> np.ndarray:
+    """Convert one input's JSON value to an array matching `spec` (a tf.TensorSpec)."""
+    import tensorflow as tf
+
+    if spec.dtype == tf.string:
+        array = _string_array(value, name)
+    else:
+        array = _numeric_array(value, name, spec.dtype)
+    if not spec.shape.is_compatible_with(array.shape):
+        got = "[" + ", ".join(str(d) for d in array.shape) + "]"
+        raise invalid(
+            f"Input '{name}' has shape {got}, which does not match the signature's shape "
+            f"{_shape_text(spec.shape)}"
+        )
+    return array
+
+
+def rows_to_columns(instances: Any, input_names: list[str]) -> dict[str, Any]:
+    """Row form: a list of instances -> {input name: list over the batch}."""
+    if not isinstance(instances, list) or not instances:
+        raise invalid("'instances' must be a non-empty list")
+    named = [isinstance(row, dict) and not is_b64(row) for row in instances]
+    if all(named):
+        keys = set(instances[0])
+        for index, row in enumerate(instances):
+            if set(row) != keys:
+                raise invalid(
+                    f"Instance {index} has keys {sorted(row)} but instance 0 has {sorted(keys)}: "
+                    "every instance must name the same inputs"
+                )
+        return {key: [row[key] for row in instances] for key in instances[0]}
+    if any(named):
+        raise invalid("'instances' mixes objects of named inputs with plain values")
+    if len(input_names) != 1:
+        raise invalid(
+            "The signature has several inputs (" + ", ".join(input_names) + "): each instance "
+            "must be an object naming them"
+        )
+    return {input_names[0]: instances}
+
+
+def columnar_inputs(inputs: Any, input_names: list[str]) -> dict[str, Any]:
+    """Columnar form: one tensor, or {input name: tensor}."""
+    if isinstance(inputs, dict) and not is_b64(inputs):
+        return dict(inputs)
+    if len(input_names) != 1:
+        raise invalid(
+            "The signature has several inputs (" + ", ".join(input_names) + "): 'inputs' must "
+            "be an object naming them"
+        )
+    return {input_names[0]: inputs}
+
+
+def check_input_names(given: Mapping[str, Any], specs: Mapping[str, Any], signature: str) -> None:
+    unknown = sorted(set(given) - set(specs))
+    missing = sorted(set(specs) - set(given))
+    expected = ", ".join(sorted(specs)) or "none"
+    if unknown:
+        raise invalid(
+            f"Input '{unknown[0]}' is not an input of signature '{signature}' (inputs: {expected})"
+        )
+    if missing:
+        raise invalid(f"Signature '{signature}' needs input '{missing[0]}' (inputs: {expected})")
+
+
+def to_json(array: np.ndarray, name: str) -> Any:
+    """Convert one output tensor to JSON values (floats printed as their shortest repr)."""
+    if array.dtype == object or array.dtype.kind == "S":
+        if name.endswith("_bytes"):
+            encode = np.frompyfunc(lambda b: {"b64": base64.b64encode(b).decode("ascii")}, 1, 1)
+        else:
+            encode = np.frompyfunc(lambda b: b.decode("utf-8", errors="replace"), 1, 1)
+        result = encode(array)
+        return result.tolist() if isinstance(result, np.ndarray) else result
+    if array.dtype.kind == "c":
+        raise invalid(f"Output '{name}' has complex dtype {array.dtype}, which JSON cannot carry")
+    if (array.dtype.kind == "f" or array.dtype.name == "bfloat16") and array.dtype != np.float64:
+        # float32 0.1 would print as 0.10000000149011612; TF Serving prints 0.1.
+        return array.astype(np.float32).astype(str).astype(np.float64).tolist()
+    return array.tolist()
+
+
+def predict_response(outputs: Mapping[str, np.ndarray], row_form: bool) -> dict[str, Any]:
+    """Build `{"predictions": ...}` (row form) or `{"outputs": ...}` (columnar form)."""
+    names = sorted(outputs)
+    if not row_form:
+        if len(names) == 1:
+            return {"outputs": to_json(outputs[names[0]], names[0])}
+        return {"outputs": {n: to_json(outputs[n], n) for n in names}}
+    sizes = {n: (outputs[n].shape[0] if outputs[n].ndim else None) for n in names}
+    if None in sizes.values() or len(set(sizes.values())) > 1:
+        raise invalid(
+            "Output tensors do not all have the same size of 0th dimension, so they cannot be "
+            f"returned as rows ({sizes}); use the columnar 'inputs' form"
+        )
+    if len(names) == 1:
+        return {"predictions": to_json(outputs[names[0]], names[0])}
+    columns = {n: to_json(outputs[n], n) for n in names}
+    count = next(iter(sizes.values())) or 0
+    return {"predictions": [{n: columns[n][i] for n in names} for i in range(count)]}

@@ -1,0 +1,110 @@
+"""Helpers for the model server tests: real models on disk and an in-process HTTP server.
+
+Imported explicitly by the test modules (conftest.py belongs to the rest of the project).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import requests
+import tornado.httpserver
+import tornado.netutil
+
+from jupyter_modelserve.modelserver.config import ModelConfig, VersionPolicy
+from jupyter_modelserve.modelserver.http import make_app
+from jupyter_modelserve.modelserver.manager import ModelManager
+
+from . import tf_models
+
+TIMEOUT = 30.0  # generous deadline for anything that should take well under a second
+
+
+def build_all(root: Path) -> dict[str, Path]:
+    """Build every test model as version 1 under `root/<name>`; returns the base paths."""
+    builders = {
+        "half_plus_two": tf_models.build_half_plus_two,
+        "multi_io": tf_models.build_multi_io,
+        "strings": tf_models.build_strings,
+        "classify_v1": tf_models.build_classify_regress_v1,
+    }
+    bases = {}
+    for name, build in builders.items():
+        build(root / name / "1")
+        bases[name] = root / name
+    return bases
+
+
+def config(
+    name: str, base: Path, policy: VersionPolicy | None = None, **labels: int
+) -> ModelConfig:
+    return ModelConfig(
+        name=name,
+        base_path=str(base),
+        version_policy=policy or VersionPolicy.latest(),
+        version_labels=dict(labels),
+    )
+
+
+def wait_for(check: Callable[[], Any], timeout: float = TIMEOUT, what: str = "condition") -> Any:
+    """Poll `check()` until it returns a truthy value, failing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)  # the poll interval, not a synchronisation delay
+
+
+def wait_idle(manager: ModelManager) -> None:
+    assert manager.wait_until(manager.is_idle, TIMEOUT), "loads did not finish in time"
+
+
+@contextmanager
+def serve(manager: ModelManager) -> Iterator[str]:
+    """Serve `manager`'s REST API on a free port from a background thread; yields the base URL."""
+    ready = threading.Event()
+    state: dict[str, Any] = {}
+
+    async def main() -> None:
+        sockets = tornado.netutil.bind_sockets(0, address="127.0.0.1")
+        server = tornado.httpserver.HTTPServer(make_app(manager))
+        server.add_sockets(sockets)
+        state["port"] = sockets[0].getsockname()[1]
+        state["loop"] = asyncio.get_running_loop()
+        state["stop"] = stop = asyncio.Event()
+        ready.set()
+        await stop.wait()
+        server.stop()
+        await server.close_all_connections()
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    thread.start()
+    assert ready.wait(TIMEOUT), "test server did not start"
+    try:
+        yield f"http://127.0.0.1:{state['port']}"
+    finally:
+        state["loop"].call_soon_threadsafe(state["stop"].set)
+        thread.join(TIMEOUT)
+
+
+def status_of(url: str, name: str) -> dict[int, dict[str, Any]]:
+    """{version: status entry} of a model, or {} while the model is unknown (404)."""
+    response = requests.get(f"{url}/v1/models/{name}", timeout=TIMEOUT)
+    if response.status_code == 404:
+        return {}
+    response.raise_for_status()
+    return {int(v["version"]): v for v in response.json()["model_version_status"]}
+
+
+def state_of(url: str, name: str, version: int) -> str | None:
+    entry = status_of(url, name).get(version)
+    return entry["state"] if entry else None

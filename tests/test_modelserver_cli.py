@@ -1,0 +1,202 @@
+"""`python -m jupyter_modelserve.modelserver` as the backend runs it: a real child process."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from jupyter_modelserve.modelserver.config import render_model_config_list
+from jupyter_modelserve.modelserver.flags import FlagError, parse_flags
+
+from .modelserver_fixtures import TIMEOUT, config, state_of, wait_for
+from .tf_models import build_half_plus_two
+
+PORT_LINE = re.compile(r"Exporting HTTP/REST API at:127\.0\.0\.1:(\d+) \.\.\.")
+
+
+class ServerProcess:
+    """The model server as a child process, with its stderr collected line by line."""
+
+    def __init__(self, *flags: str) -> None:
+        command = [sys.executable, "-m", "jupyter_modelserve.modelserver", *flags]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        self.lines: list[str] = []
+        self.changed = threading.Condition()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            with self.changed:
+                self.lines.append(line.rstrip("\n"))
+                self.changed.notify_all()
+        with self.changed:
+            self.lines.append("<EOF>")
+            self.changed.notify_all()
+
+    def wait_for_line(self, pattern: re.Pattern[str]) -> re.Match[str]:
+        found: list[re.Match[str]] = []
+
+        def seen() -> bool:
+            found[:] = [m for line in self.lines if (m := pattern.search(line))]
+            return bool(found) or "<EOF>" in self.lines
+
+        with self.changed:
+            self.changed.wait_for(seen, TIMEOUT)
+        assert found, f"no line matching {pattern.pattern!r} in:\n" + "\n".join(self.lines)
+        return found[0]
+
+    def count(self, text: str) -> int:
+        with self.changed:
+            return sum(text in line for line in self.lines)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            return self.process.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(TIMEOUT)
+            raise
+        finally:
+            self.reader.join(TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def model_v1(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_half_plus_two(tmp_path_factory.mktemp("cli-src") / "1")
+
+
+@pytest.fixture
+def start() -> Iterator[type[ServerProcess]]:
+    started: list[ServerProcess] = []
+
+    class Tracked(ServerProcess):
+        def __init__(self, *flags: str) -> None:
+            super().__init__(*flags)
+            started.append(self)
+
+    yield Tracked
+    for server in started:  # every child is stopped, whatever the test did
+        server.stop()
+
+
+def predict(url: str, name: str) -> requests.Response:
+    body = {"instances": [1.0, 2.0, 5.0]}
+    return requests.post(f"{url}/v1/models/{name}:predict", json=body, timeout=TIMEOUT)
+
+
+def test_cli_serves_reloads_on_sighup_and_exits_cleanly(
+    tmp_path: Path, model_v1: Path, start: type[ServerProcess]
+) -> None:
+    for name in ("a", "b"):
+        shutil.copytree(model_v1, tmp_path / name / "1")
+    a, b = config("a", tmp_path / "a"), config("b", tmp_path / "b")
+    config_file = tmp_path / "models.config"
+    config_file.write_text(render_model_config_list([a]))
+
+    server = start(
+        "--rest_api_port=0",
+        f"--model_config_file={config_file}",
+        "--port=8500",
+        "--file_system_poll_wait_seconds=0",
+    )
+    url = f"http://127.0.0.1:{server.wait_for_line(PORT_LINE).group(1)}"
+    assert server.count("gRPC is not served") == 1
+    wait_for(lambda: state_of(url, "a", 1) == "AVAILABLE", what="a AVAILABLE")
+    assert predict(url, "a").json() == {"predictions": [2.5, 3.0, 4.5]}
+
+    config_file.write_text(render_model_config_list([a, b]))
+    os.kill(server.process.pid, signal.SIGHUP)
+    wait_for(lambda: state_of(url, "b", 1) == "AVAILABLE", what="b AVAILABLE after SIGHUP")
+    assert predict(url, "b").status_code == 200
+
+    config_file.write_text(render_model_config_list([b]))
+    os.kill(server.process.pid, signal.SIGHUP)
+    wait_for(lambda: state_of(url, "a", 1) == "END", what="a unloaded after SIGHUP")
+    assert predict(url, "a").status_code == 404
+    assert predict(url, "b").status_code == 200
+
+    assert server.count("Successfully loaded servable version {name: a version: 1}") == 1
+    assert server.count("Successfully loaded servable version {name: b version: 1}") == 1
+    assert server.count("Done unloading servable version {name: a version: 1}") == 1
+    assert server.stop() == 0
+
+
+def test_cli_single_model_flags_and_version_polling(
+    tmp_path: Path, model_v1: Path, start: type[ServerProcess]
+) -> None:
+    shutil.copytree(model_v1, tmp_path / "solo" / "1")
+    server = start(
+        "--rest_api_port",
+        "0",
+        "--model_name",
+        "solo",
+        f"--model_base_path={tmp_path / 'solo'}",
+        "--file_system_poll_wait_seconds=1",
+    )
+    url = f"http://127.0.0.1:{server.wait_for_line(PORT_LINE).group(1)}"
+    wait_for(lambda: state_of(url, "solo", 1) == "AVAILABLE", what="solo AVAILABLE")
+
+    shutil.copytree(model_v1, tmp_path / "solo" / "2")  # found by the next filesystem poll
+    wait_for(lambda: state_of(url, "solo", 2) == "AVAILABLE", what="version 2 picked up")
+    wait_for(lambda: state_of(url, "solo", 1) == "END", what="version 1 unloaded")
+    server.process.send_signal(signal.SIGINT)
+    assert server.stop() == 0
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--rest_api_port=0", "--model_base_path=/m", "--colour=red"], "unknown command line"),
+        (["--rest_api_port=0"], "--model_config_file or --model_base_path"),
+        (["--rest_api_port=zero", "--model_base_path=/m"], "expects a number"),
+    ],
+)
+def test_cli_bad_flags_exit_2(flags: list[str], message: str) -> None:
+    command = [sys.executable, "-m", "jupyter_modelserve.modelserver", *flags]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    assert done.returncode == 2
+    assert message in done.stderr
+
+
+def test_cli_bad_config_file_exits_1(tmp_path: Path) -> None:
+    config_file = tmp_path / "bad.config"
+    config_file.write_text("model_config_list { config { name: 'x' } }")
+    command = [sys.executable, "-m", "jupyter_modelserve.modelserver"]
+    command += ["--rest_api_port=0", f"--model_config_file={config_file}"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    assert done.returncode == 1
+    assert "missing a non-empty base_path" in done.stderr
+
+
+def test_parse_flags_accepts_both_spellings() -> None:
+    flags = parse_flags(
+        [
+            "--rest_api_port",
+            "8501",
+            "-model_config_file=/c",
+            "--model_config_file_poll_wait_seconds=5",
+        ]
+    )
+    assert (flags.rest_api_port, flags.model_config_file) == (8501, "/c")
+    assert flags.model_config_file_poll_wait_seconds == 5
+    assert flags.rest_api_host == "127.0.0.1"
+    with pytest.raises(FlagError, match="missing its value"):
+        parse_flags(["--model_base_path=/m", "--rest_api_port"])
+    with pytest.raises(FlagError, match="must not be negative"):
+        parse_flags(["--model_base_path=/m", "--rest_api_port=-1"])
