@@ -1,0 +1,65 @@
+"""What every serving backend offers the service layer.
+
+A backend knows nothing of the registry: the service tells it what to run (`ServeSpec`) and asks
+it what it sees (`Observation`). Every method may block; the service runs them off the event loop.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ServeSpec:
+    """One model version to serve. `source` is its TF Serving version folder (`<base>/<n>`)."""
+
+    name: str
+    version: int
+    source: str
+
+
+class Observed(enum.Enum):
+    ABSENT = "ABSENT"  # the backend runs nothing for this serve
+    STARTING = "STARTING"  # accepted, not loading yet (server starting, config not read yet)
+    LOADING = "LOADING"
+    AVAILABLE = "AVAILABLE"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True)
+class Observation:
+    state: Observed
+    reason: str | None = None
+
+
+class Backend(Protocol):
+    """A place where serves run. Implementations must make every method idempotent."""
+
+    name: str
+
+    def url_for(self, spec: ServeSpec) -> str:
+        """The TF-Serving predict URL at which `spec` answers once AVAILABLE."""
+        ...
+
+    def apply(self, spec: ServeSpec) -> None:
+        """Start serving `spec` (or keep serving it). Returns once the backend accepted it."""
+        ...
+
+    def remove(self, spec: ServeSpec) -> None:
+        """Start removing `spec`; `status` answers ABSENT once it is gone."""
+        ...
+
+    def status(self, spec: ServeSpec) -> Observation:
+        """What the backend runs for `spec` right now."""
+        ...
+
+    def sync(self, specs: Sequence[ServeSpec]) -> None:
+        """Make the backend run exactly `specs`: restart what crashed, drop what nobody wants."""
+        ...
+
+    def close(self) -> None:
+        """Release clients and handles (long-lived servers it started keep running)."""
+        ...

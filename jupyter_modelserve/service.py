@@ -1,0 +1,313 @@
+"""ServeService: the one place where the rules live.
+
+Every front door (REST handlers, the `%serve` magic, the panel) calls this class. It checks the
+registry, tells the backend what to run, and folds what the backend observes into the `serve`
+rows, so what it reports is what is running. All methods block: call them from a thread when on
+an event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .backends.base import Backend, Observation, Observed, ServeSpec
+from .errors import BackendUnavailable, InvalidInput, NotFound, ServeFailed
+from .registry import artifacts
+from .registry.store import RegistryStore, ServeRecord
+from .schemas import (
+    SUPPORTED_MODEL_TYPES,
+    ModelVersionView,
+    RegisteredModelView,
+    ServeState,
+    ServeView,
+)
+
+log = logging.getLogger(__name__)
+
+_IN_PROGRESS = (ServeState.PENDING, ServeState.LOADING)
+_OBSERVED_TO_STATE = {
+    Observed.STARTING: ServeState.PENDING,
+    Observed.LOADING: ServeState.LOADING,
+    Observed.AVAILABLE: ServeState.AVAILABLE,
+    Observed.FAILED: ServeState.FAILED,
+}
+
+
+class ServeService:
+    def __init__(
+        self,
+        store: RegistryStore,
+        backend: Backend,
+        artifact_root: str | Path,
+        load_timeout: float = 300.0,
+        delete_timeout: float = 60.0,
+    ) -> None:
+        self.store = store
+        self.backend = backend
+        self.artifact_root = Path(artifact_root)
+        self.load_timeout = load_timeout
+        self.delete_timeout = delete_timeout
+        self._locks: dict[tuple[str, int], threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def close(self) -> None:
+        self.backend.close()
+        self.store.close()
+
+    # -- serves ------------------------------------------------------------------------------
+
+    def create(self, name: str, version: int) -> ServeView:
+        """Serve (name, version); idempotent: a live serve is returned as it is."""
+        with self._serialized(name, version):
+            model_version = self.store.get_model_version(name, version)
+            if model_version.model_type not in SUPPORTED_MODEL_TYPES:
+                raise InvalidInput(
+                    f"modelType: {model_version.model_type!r} cannot be served; "
+                    f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
+                )
+            spec = ServeSpec(name, version, model_version.source)
+            record, created = self.store.insert_serve(name, version, self.backend.name, None)
+            if not created:
+                if record.state is ServeState.DELETING:
+                    raise BackendUnavailable(
+                        f"model {name!r} version {version} is being deleted; "
+                        "create it again once the delete finished"
+                    )
+                current = self._refresh(record) if record.state is not ServeState.FAILED else None
+                if current is not None:
+                    return current
+            try:
+                self.backend.apply(spec)
+            except BaseException:
+                if created:  # nothing half-done: no row without a deployment
+                    self.store.delete_serve(name, version)
+                raise
+            updated = self.store.update_serve(
+                name, version, ServeState.PENDING, None, self.backend.url_for(spec)
+            )
+            view = self._refresh(updated) if updated is not None else None
+            if view is None:
+                raise NotFound(f"model {name!r} version {version} was deleted while being created")
+            return view
+
+    def delete(self, name: str, version: int) -> None:
+        """Stop serving (name, version); returns once the backend confirmed it is gone."""
+        with self._serialized(name, version):
+            record = self._record(name, version)
+            self.store.update_serve(name, version, ServeState.DELETING, None)
+            spec = _spec(record)
+            self.backend.remove(spec)
+            deadline = time.monotonic() + self.delete_timeout
+            for _ in _backoff(deadline):
+                if self.backend.status(spec).state is Observed.ABSENT:
+                    self.store.delete_serve(name, version)
+                    return
+            raise BackendUnavailable(
+                f"model {name!r} version {version} is still being removed after "
+                f"{self.delete_timeout:.0f} s; it stays DELETING until the backend confirms"
+            )
+
+    def get(self, name: str, version: int) -> ServeView:
+        view = self._refresh(self._record(name, version))
+        if view is None:
+            raise NotFound(f"model {name!r} version {version} is not served (it was just deleted)")
+        return view
+
+    def list_serves(self) -> list[ServeView]:
+        return self.reconcile()
+
+    def wait(self, name: str, version: int, timeout: float) -> ServeView:
+        """Wait until AVAILABLE (returned), FAILED (raised) or `timeout` (current view)."""
+        deadline = time.monotonic() + timeout
+        view = self.get(name, version)
+        for _ in _backoff(deadline):
+            if view.state is ServeState.AVAILABLE:
+                return view
+            if view.state is ServeState.FAILED:
+                raise ServeFailed(f"model {name!r} version {version} FAILED: {view.reason}")
+            view = self.get(name, version)
+        return view
+
+    def reconcile(self) -> list[ServeView]:
+        """Align rows and backend: re-apply what was lost, drop what nobody wants, refresh all."""
+        records = [r for r in self.store.list_serves() if r.backend == self.backend.name]
+        wanted = [_spec(r) for r in records if r.state is not ServeState.DELETING]
+        self.backend.sync(wanted)
+        views = (self._refresh(record) for record in records)
+        return [view for view in views if view is not None]
+
+    # -- registry ----------------------------------------------------------------------------
+
+    def register_saved_model(
+        self,
+        source: str | Path,
+        name: str,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        dataset: str | None = None,
+    ) -> ModelVersionView:
+        """Copy a SavedModel folder into the registry as the next version of `name`."""
+        info = artifacts.inspect_saved_model(source)
+        staging = artifacts.stage_saved_model(info.path, self._staging_root)
+        return self._adopt_staged(staging, name, description, tags, dataset)
+
+    def register_keras_model(
+        self,
+        model: Any,
+        name: str,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        dataset: str | None = None,
+    ) -> ModelVersionView:
+        """Export an in-memory Keras model and register it as the next version of `name`."""
+        staging = artifacts.export_keras_model(model, self._staging_root)
+        try:
+            artifacts.inspect_saved_model(staging)
+        except InvalidInput:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return self._adopt_staged(staging, name, description, tags, dataset)
+
+    def create_registered_model(
+        self, name: str, description: str | None, tags: list[str]
+    ) -> RegisteredModelView:
+        return self.store.create_registered_model(name, description, tags)
+
+    def delete_registered_model(self, name: str) -> None:
+        for version in self.store.delete_registered_model(name):
+            self._remove_artifact(version.source)
+
+    def delete_model_version(self, name: str, version: int) -> None:
+        with self._serialized(name, version):
+            removed = self.store.delete_model_version(name, version)
+        self._remove_artifact(removed.source)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    @property
+    def _staging_root(self) -> Path:
+        return self.artifact_root / ".staging"
+
+    def _adopt_staged(
+        self,
+        staging: Path,
+        name: str,
+        description: str | None,
+        tags: list[str] | None,
+        dataset: str | None,
+    ) -> ModelVersionView:
+        try:
+            model_version = self.store.add_model_version(
+                name,
+                source_for=lambda v: str(self.artifact_root / name / str(v)),
+                model_type="tensorflow",
+                description=description,
+                dataset=dataset,
+                tags=tags,
+            )
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        try:
+            artifacts.place_version(staging, Path(model_version.source))
+        except OSError as exc:
+            self.store.delete_model_version(name, model_version.version)
+            shutil.rmtree(staging, ignore_errors=True)
+            raise InvalidInput(f"source: could not store the model artifact: {exc}") from None
+        return model_version
+
+    def _remove_artifact(self, source: str) -> None:
+        folder = Path(source)
+        # Only what we copied is ours to delete; a source elsewhere belongs to the user.
+        if folder.is_relative_to(self.artifact_root):
+            artifacts.remove_version(folder)
+
+    def _record(self, name: str, version: int) -> ServeRecord:
+        record = self.store.get_serve(name, version)
+        if record is None:
+            self.store.get_model_version(name, version)  # 404 for an unknown model first
+            raise NotFound(f"model {name!r} version {version} is not served")
+        return record
+
+    def _refresh(self, record: ServeRecord) -> ServeView | None:
+        """Fold the backend's observation into the row; None when the row is gone."""
+        spec = _spec(record)
+        observation = self.backend.status(spec)
+        if record.state is ServeState.DELETING:
+            if observation.state is Observed.ABSENT:  # a delete that did not finish, now done
+                self.store.delete_serve(record.model_name, record.model_version)
+                return None
+            return _view(record)
+        state, reason = self._fold(record, observation)
+        if state is ServeState.PENDING and observation.state is Observed.ABSENT:
+            self.backend.apply(spec)  # the backend lost it (crash, manual edit): serve it again
+        url = self.backend.url_for(spec)
+        if (state, reason, url) == (record.state, record.reason, record.url):
+            return _view(record)
+        updated = self.store.update_serve(
+            record.model_name, record.model_version, state, reason, url
+        )
+        return _view(updated) if updated is not None else None
+
+    def _fold(self, record: ServeRecord, observation: Observation) -> tuple[ServeState, str | None]:
+        if observation.state is Observed.ABSENT:
+            if record.state is ServeState.FAILED:
+                return record.state, record.reason
+            return ServeState.PENDING, "not running on the backend; starting it again"
+        state = _OBSERVED_TO_STATE[observation.state]
+        reason = None if state is ServeState.AVAILABLE else observation.reason
+        if state in _IN_PROGRESS:
+            waited = (_now() - record.state_since).total_seconds()
+            if record.state in _IN_PROGRESS and waited > self.load_timeout:
+                return ServeState.FAILED, (
+                    f"not AVAILABLE after {self.load_timeout:.0f} s; last seen: "
+                    f"{state.value} ({observation.reason or 'no detail'})"
+                )
+        return state, reason
+
+    @contextmanager
+    def _serialized(self, name: str, version: int) -> Iterator[None]:
+        # In-process: one create/delete per (name, version) at a time. Across processes the
+        # serve table's primary key and the backend's own lock keep it to one deployment.
+        with self._locks_guard:
+            lock = self._locks.setdefault((name, version), threading.Lock())
+        with lock:
+            yield
+
+
+def _spec(record: ServeRecord) -> ServeSpec:
+    return ServeSpec(record.model_name, record.model_version, record.source)
+
+
+def _view(record: ServeRecord) -> ServeView:
+    return ServeView(
+        model_name=record.model_name,
+        model_version=record.model_version,
+        state=record.state,
+        reason=record.reason,
+        url=record.url,
+        backend=record.backend,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _backoff(deadline: float, first: float = 0.02, longest: float = 0.5) -> Iterator[None]:
+    """Yield until `deadline`, pausing a little longer each time: polling with a deadline."""
+    pause = first
+    while time.monotonic() < deadline:
+        yield
+        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 2, longest)
