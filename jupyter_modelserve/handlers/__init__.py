@@ -1,0 +1,35 @@
+"""Tornado routes of the extension; each handler is a thin door onto `ServeService`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .openapi import OpenAPIHandler
+from .registry import (
+    ModelVersionHandler,
+    ModelVersionListHandler,
+    ModelVersionsHandler,
+    ModelVersionTagHandler,
+    RegisteredModelHandler,
+    RegisteredModelsHandler,
+    RegisteredModelTagHandler,
+)
+from .serve import PingHandler, ServeHandler, ServeItemHandler
+
+_NAME = r"(?P<name>[^/]+)"
+_VERSION = r"(?P<version>[^/]+)"
+
+# Fixed paths come before patterns that would swallow them ("tag", "ping").
+ROUTES: list[tuple[str, Any]] = [
+    ("/api/v1/serve", ServeHandler),
+    ("/api/v1/serve/ping", PingHandler),
+    (f"/api/v1/serve/{_NAME}/{_VERSION}", ServeItemHandler),
+    ("/api/v1/registered-model", RegisteredModelsHandler),
+    ("/api/v1/registered-model/tag", RegisteredModelTagHandler),
+    (f"/api/v1/registered-model/{_NAME}", RegisteredModelHandler),
+    ("/api/v1/model-version", ModelVersionsHandler),
+    ("/api/v1/model-version/tag", ModelVersionTagHandler),
+    (f"/api/v1/model-version/{_NAME}", ModelVersionListHandler),
+    (f"/api/v1/model-version/{_NAME}/{_VERSION}", ModelVersionHandler),
+    ("/api/v1/modelserve/openapi.json", OpenAPIHandler),
+]

@@ -1,0 +1,97 @@
+"""Settings shared by every process that builds a `ServeService`.
+
+The Jupyter server reads them as `c.ModelServeApp.*`; the CLI and kernels read the very same
+Jupyter config files through `load_settings`, so all of them talk to one registry and backend.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jupyter_core.paths import jupyter_config_path, jupyter_data_dir
+from traitlets import Float, Unicode
+from traitlets.config import Config, LoggingConfigurable
+from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
+from traitlets.utils.importstring import import_item
+
+if TYPE_CHECKING:
+    from .backends.base import Backend
+    from .service import ServeService
+
+BACKENDS = {
+    "local": "jupyter_modelserve.backends.local.LocalBackend",
+}
+CONFIG_FILE_NAME = "jupyter_server_config"
+
+
+class ModelServeSettings(LoggingConfigurable):
+    db_url = Unicode(
+        "",
+        config=True,
+        help="SQLAlchemy URL of the model registry. Default: a SQLite file under "
+        "<jupyter data dir>/modelserve/.",
+    )
+    artifact_root = Unicode(
+        "",
+        config=True,
+        help="Folder where registered models are copied, as <name>/<version>/. "
+        "Default: <jupyter data dir>/modelserve/artifacts.",
+    )
+    backend = Unicode(
+        "local",
+        config=True,
+        help="Where serves run: 'local', or the dotted path of a Backend class.",
+    )
+    load_timeout = Float(
+        300.0,
+        config=True,
+        help="Seconds a serve may stay PENDING or LOADING before it is marked FAILED.",
+    )
+    reconcile_interval = Float(
+        30.0,
+        config=True,
+        help="Seconds between reconciliations of serves with the backend (0 disables).",
+    )
+
+    @property
+    def modelserve_dir(self) -> Path:
+        return Path(jupyter_data_dir()) / "modelserve"
+
+    def resolved_db_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.modelserve_dir / 'registry.db'}"
+
+    def resolved_artifact_root(self) -> Path:
+        return Path(self.artifact_root or self.modelserve_dir / "artifacts").expanduser().resolve()
+
+    def build_backend(self) -> Backend:
+        backend_class = import_item(BACKENDS.get(self.backend, self.backend))
+        backend: Backend = backend_class(data_dir=self.modelserve_dir, parent=self)
+        return backend
+
+    def build_service(self) -> ServeService:
+        from .registry.store import RegistryStore
+        from .service import ServeService
+
+        return ServeService(
+            store=RegistryStore(self.resolved_db_url()),
+            backend=self.build_backend(),
+            artifact_root=self.resolved_artifact_root(),
+            load_timeout=self.load_timeout,
+        )
+
+
+def load_settings(**overrides: Any) -> ModelServeSettings:
+    """Settings from the Jupyter server's config files, for processes that are not the server."""
+    config = Config()
+    for folder in reversed(jupyter_config_path()):  # later folders take precedence
+        for loader_class, suffix in ((JSONFileConfigLoader, ".json"), (PyFileConfigLoader, ".py")):
+            path = Path(folder) / f"{CONFIG_FILE_NAME}{suffix}"
+            if path.is_file():
+                config.merge(loader_class(path.name, path=str(path.parent)).load_config())
+    # The server reads `c.ModelServeApp`; here the same values configure the plain settings.
+    config.ModelServeSettings.merge(config.ModelServeApp)
+    settings = ModelServeSettings(config=config)
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    return settings

@@ -1,0 +1,140 @@
+"""Submarine's registry routes: /api/v1/registered-model and /api/v1/model-version."""
+
+from __future__ import annotations
+
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+
+from ..errors import InvalidInput
+from ..schemas import (
+    ModelVersionCreate,
+    ModelVersionUpdate,
+    RegisteredModelCreate,
+    RegisteredModelUpdate,
+    parse_request,
+)
+from .base import ModelServeHandler
+from .serve import _version
+
+
+class RegisteredModelsHandler(ModelServeHandler):
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = parse_request(RegisteredModelCreate, self.json_body("name"))
+        model = await self.run(
+            self.service.create_registered_model, body.name, body.description, body.tags
+        )
+        self.answer("Create a registered model", model.to_json())
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        models = await self.run(self.service.store.list_registered_models)
+        self.answer("List registered models", [m.to_json() for m in models])
+
+
+class RegisteredModelHandler(ModelServeHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, name: str) -> None:
+        model = await self.run(self.service.store.get_registered_model, name)
+        self.answer("Get the registered model", model.to_json())
+
+    @web.authenticated
+    @authorized
+    async def patch(self, name: str) -> None:
+        body = parse_request(RegisteredModelUpdate, self.json_body("description"))
+        if body.name is not None and body.name != name:
+            raise InvalidInput(
+                "name: renaming a registered model is not supported; register it under the "
+                "new name instead"
+            )
+        model = await self.run(self.service.store.update_registered_model, name, body.description)
+        self.answer("Update the registered model", model.to_json())
+
+    @web.authenticated
+    @authorized
+    async def delete(self, name: str) -> None:
+        await self.run(self.service.delete_registered_model, name)
+        self.answer("Delete the registered model")
+
+
+class RegisteredModelTagHandler(ModelServeHandler):
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        name, tag = self.str_argument("name"), self.str_argument("tag")
+        await self.run(self.service.store.add_registered_model_tag, name, tag)
+        self.answer("Create a registered model tag")
+
+    @web.authenticated
+    @authorized
+    async def delete(self) -> None:
+        name, tag = self.str_argument("name"), self.str_argument("tag")
+        await self.run(self.service.store.delete_registered_model_tag, name, tag)
+        self.answer("Delete a registered model tag")
+
+
+class ModelVersionsHandler(ModelServeHandler):
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = parse_request(ModelVersionCreate, self.json_body("name, source and modelType"))
+        version = await self.run(
+            lambda: self.service.register_saved_model(
+                body.source, body.name, body.description, body.tags, body.dataset
+            )
+        )
+        self.answer("Create a model version", version.to_json())
+
+
+class ModelVersionListHandler(ModelServeHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, name: str) -> None:
+        versions = await self.run(self.service.store.list_model_versions, name)
+        self.answer("List model versions", [v.to_json() for v in versions])
+
+
+class ModelVersionHandler(ModelServeHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, name: str, version: str) -> None:
+        found = await self.run(self.service.store.get_model_version, name, _version(version))
+        self.answer("Get the model version", found.to_json())
+
+    @web.authenticated
+    @authorized
+    async def patch(self, name: str, version: str) -> None:
+        body = parse_request(ModelVersionUpdate, self.json_body("description or currentStage"))
+        changes = body.model_dump(exclude_unset=True, mode="json")
+        updated = await self.run(
+            self.service.store.update_model_version, name, _version(version), changes
+        )
+        self.answer("Update the model version", updated.to_json())
+
+    @web.authenticated
+    @authorized
+    async def delete(self, name: str, version: str) -> None:
+        await self.run(self.service.delete_model_version, name, _version(version))
+        self.answer("Delete the model version")
+
+
+class ModelVersionTagHandler(ModelServeHandler):
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        name, version, tag = self._tag_arguments()
+        await self.run(self.service.store.add_model_version_tag, name, version, tag)
+        self.answer("Create a model version tag")
+
+    @web.authenticated
+    @authorized
+    async def delete(self) -> None:
+        name, version, tag = self._tag_arguments()
+        await self.run(self.service.store.delete_model_version_tag, name, version, tag)
+        self.answer("Delete a model version tag")
+
+    def _tag_arguments(self) -> tuple[str, int, str]:
+        return self.str_argument("name"), self.int_argument("version"), self.str_argument("tag")
