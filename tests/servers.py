@@ -1,0 +1,97 @@
+"""A real `jupyter modelserve` process in isolated Jupyter folders, for restart tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+TOKEN = "test-token"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class JupyterProcess:
+    def __init__(self, root: Path, config: dict[str, Any] | None = None) -> None:
+        self.root = root
+        self.env = {
+            **os.environ,
+            "JUPYTER_DATA_DIR": str(root / "data"),
+            "JUPYTER_CONFIG_DIR": str(root / "config"),
+            "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
+            "JUPYTER_PLATFORM_DIRS": "0",
+        }
+        (root / "config").mkdir(parents=True, exist_ok=True)
+        (root / "config" / "jupyter_server_config.json").write_text(json.dumps(config or {}))
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *extra_args: str, timeout: float = 120) -> None:
+        self.port = free_port()
+        log = self.root / f"jupyter-{self.port}.log"
+        command = [
+            sys.executable, "-m", "jupyter_modelserve.app", f"--port={self.port}",
+            f"--IdentityProvider.token={TOKEN}", "--ServerApp.port_retries=0", *extra_args,
+        ]  # fmt: skip
+        with open(log, "wb") as output:
+            self.process = subprocess.Popen(
+                command, env=self.env, stdout=output, stderr=subprocess.STDOUT, cwd=self.root
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"jupyter modelserve exited: see {log}")
+            try:
+                if self.call("GET", "/api/v1/serve/ping")[0] == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"jupyter modelserve did not answer within {timeout} s")
+
+    def call(self, method: str, path: str, body: Any = None, **params: Any) -> tuple[int, Any]:
+        response = requests.request(
+            method,
+            self.url + path,
+            data=body if isinstance(body, str) or body is None else json.dumps(body),
+            params=params,
+            headers={"Authorization": f"token {TOKEN}"},
+            timeout=120,
+        )
+        return response.status_code, response.json()
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def command(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run `jupyter modelserve ARGS` against the same Jupyter folders."""
+        return subprocess.run(
+            [sys.executable, "-m", "jupyter_modelserve.app", *args],
+            env=self.env, check=False, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    def stop_model_server(self) -> None:
+        self.command("stop-server")
