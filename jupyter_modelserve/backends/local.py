@@ -84,8 +84,8 @@ class LocalBackend(LoggingConfigurable):
             configs = self._read_config()
             updated = _with_version(configs, spec)
             changed = self._write_config(updated)
-            info = self._ensure_running()
-            if changed:
+            info, started = self._ensure_running()
+            if changed and not started:  # a server just started reads the file by itself
                 self._signal_reload(info)
 
     def remove(self, spec: ServeSpec) -> None:
@@ -120,8 +120,8 @@ class LocalBackend(LoggingConfigurable):
             for spec in specs:
                 configs = _with_version(configs, spec)
             changed = self._write_config(configs)
-            info = self._ensure_running() if configs else self._running_info()
-            if changed and info is not None:
+            info, started = self._ensure_running() if configs else (self._running_info(), False)
+            if changed and info is not None and not started:
                 self._signal_reload(info)
 
     def close(self) -> None:
@@ -166,10 +166,11 @@ class LocalBackend(LoggingConfigurable):
             child.poll()
         return info if _is_our_server(int(info["pid"]), self.config_file) else None
 
-    def _ensure_running(self) -> dict[str, Any]:
+    def _ensure_running(self) -> tuple[dict[str, Any], bool]:
+        """The running server's info, starting one if needed; and whether it was just started."""
         info = self._running_info()
         if info is not None:
-            return info
+            return info, False
         port = self.rest_api_port or self._previous_port() or _free_port()
         if _port_in_use(port):
             raise BackendUnavailable(
@@ -177,6 +178,10 @@ class LocalBackend(LoggingConfigurable):
                 "start; set c.LocalBackend.rest_api_port to a free port (or 0 to pick one)"
             )
         command, kind = self._command()
+        # Under nohup SIGHUP starts out ignored: a reload signal from another process during the
+        # server's start-up must not kill it (the server installs its handler, then reads config).
+        nohup = shutil.which("nohup")
+        command = [nohup, *command] if nohup else command
         command += [
             f"--port={_free_port()}",
             f"--rest_api_port={port}",
@@ -198,7 +203,7 @@ class LocalBackend(LoggingConfigurable):
         info = {"pid": process.pid, "port": port, "kind": kind, "command": command}
         self.info_file.write_text(json.dumps(info))
         self.log.info("Started model server %s (pid %s) on %s:%s", kind, process.pid, HOST, port)
-        return info
+        return info, True
 
     def _previous_port(self) -> int | None:
         """With a free port asked for, restart on the last one, so served urls stay valid."""
