@@ -57,6 +57,9 @@ class ServeService:
         self.delete_timeout = delete_timeout
         self._locks: dict[tuple[str, int], threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        # Held while desired state changes together with the backend (create, delete, sync,
+        # re-apply), so a reconcile in one thread never undoes a delete in another.
+        self._desired = threading.RLock()
 
     def close(self) -> None:
         self.backend.close()
@@ -84,15 +87,16 @@ class ServeService:
                 current = self._refresh(record) if record.state is not ServeState.FAILED else None
                 if current is not None:
                     return current
-            try:
-                self.backend.apply(spec)
-            except BaseException:
-                if created:  # nothing half-done: no row without a deployment
-                    self.store.delete_serve(name, version)
-                raise
-            updated = self.store.update_serve(
-                name, version, ServeState.PENDING, None, self.backend.url_for(spec)
-            )
+            with self._desired:
+                try:
+                    self.backend.apply(spec)
+                except BaseException:
+                    if created:  # nothing half-done: no row without a deployment
+                        self.store.delete_serve(name, version)
+                    raise
+                updated = self.store.update_serve(
+                    name, version, ServeState.PENDING, None, self.backend.url_for(spec)
+                )
             view = self._refresh(updated) if updated is not None else None
             if view is None:
                 raise NotFound(f"model {name!r} version {version} was deleted while being created")
@@ -102,9 +106,10 @@ class ServeService:
         """Stop serving (name, version); returns once the backend confirmed it is gone."""
         with self._serialized(name, version):
             record = self._record(name, version)
-            self.store.update_serve(name, version, ServeState.DELETING, None)
             spec = _spec(record)
-            self.backend.remove(spec)
+            with self._desired:
+                self.store.update_serve(name, version, ServeState.DELETING, None)
+                self.backend.remove(spec)
             deadline = time.monotonic() + self.delete_timeout
             for _ in _backoff(deadline):
                 if self.backend.status(spec).state is Observed.ABSENT:
@@ -138,9 +143,10 @@ class ServeService:
 
     def reconcile(self) -> list[ServeView]:
         """Align rows and backend: re-apply what was lost, drop what nobody wants, refresh all."""
-        records = [r for r in self.store.list_serves() if r.backend == self.backend.name]
-        wanted = [_spec(r) for r in records if r.state is not ServeState.DELETING]
-        self.backend.sync(wanted)
+        with self._desired:
+            records = [r for r in self.store.list_serves() if r.backend == self.backend.name]
+            wanted = [_spec(r) for r in records if r.state is not ServeState.DELETING]
+            self.backend.sync(wanted)
         views = (self._refresh(record) for record in records)
         return [view for view in views if view is not None]
 
@@ -247,15 +253,19 @@ class ServeService:
                 return None
             return _view(record)
         state, reason = self._fold(record, observation)
-        if state is ServeState.PENDING and observation.state is Observed.ABSENT:
-            self.backend.apply(spec)  # the backend lost it (crash, manual edit): serve it again
-        url = self.backend.url_for(spec)
-        if (state, reason, url) == (record.state, record.reason, record.url):
-            return _view(record)
-        updated = self.store.update_serve(
-            record.model_name, record.model_version, state, reason, url
-        )
-        return _view(updated) if updated is not None else None
+        lost = state is ServeState.PENDING and observation.state is Observed.ABSENT
+        with self._desired:
+            url = self.backend.url_for(spec)
+            current: ServeRecord | None = record
+            if (state, reason, url) != (record.state, record.reason, record.url):
+                current = self.store.update_serve(
+                    record.model_name, record.model_version, state, reason, url, record.state
+                )
+            if current is None:
+                return None
+            if lost and current.state is ServeState.PENDING:
+                self.backend.apply(spec)  # the backend lost it (crash, manual edit): serve again
+        return _view(current)
 
     def _fold(self, record: ServeRecord, observation: Observation) -> tuple[ServeState, str | None]:
         if observation.state is Observed.ABSENT:

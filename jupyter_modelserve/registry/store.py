@@ -247,12 +247,19 @@ class RegistryStore:
         state: ServeState,
         reason: str | None,
         url: str | None = None,
+        expected: ServeState | None = None,
     ) -> ServeRecord | None:
-        """Record a new observed state; returns None when the row is gone."""
+        """Record a new state; returns the row as it now is, or None when it is gone.
+
+        With `expected`, nothing changes unless the row is still in that state: a reconcile
+        that read the row before a concurrent delete must not bring it back to life.
+        """
         with self._session() as session:
-            row = session.get(orm.Serve, (name, version))
+            row = session.get(orm.Serve, (name, version), with_for_update=expected is not None)
             if row is None:
                 return None
+            if expected is not None and row.state != expected.value:
+                return _serve_record(session, row)
             now = orm.utcnow()
             if _phase(row.state) != _phase(state.value):
                 row.state_since = now

@@ -1,0 +1,50 @@
+"""Serve states with real failures: a broken SavedModel, a load deadline, a stale reconcile."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from jupyter_modelserve.service import ServeService
+
+from .conftest import SEED_BODY, Api
+
+
+async def test_a_model_that_fails_to_load_is_failed_with_the_reason(
+    api: Api, simple_registered: dict[str, Any]
+) -> None:
+    # Given a registered version whose variables went missing after registration
+    shutil.rmtree(Path(simple_registered["source"]) / "variables")
+
+    # When it is served and waited for
+    code, envelope = await api("POST", "/api/v1/serve", SEED_BODY, params={"wait": 60})
+
+    # Then the wait ends in an error naming the state and the model server's reason
+    assert code == 422 and envelope["status"] == "UNPROCESSABLE_ENTITY"
+    assert envelope["message"].startswith("model 'simple' version 1 FAILED: ")
+    # And GET reports FAILED with the same reason, until it is deleted
+    code, one = await api("GET", "/api/v1/serve/simple/1")
+    assert code == 200 and one["result"]["state"] == "FAILED"
+    assert one["result"]["reason"] and one["result"]["reason"] in envelope["message"]
+    code, _ = await api("DELETE", "/api/v1/serve", SEED_BODY)
+    assert code == 200
+
+
+def test_a_reconcile_that_read_a_row_before_a_delete_does_not_revive_it(
+    service: ServeService, simple_registered: dict[str, Any]
+) -> None:
+    # Given a reconcile that read the serve row, then a delete that finished meanwhile
+    service.create("simple", 1)
+    stale = service.store.get_serve("simple", 1)
+    assert stale is not None
+    service.delete("simple", 1)
+
+    # When the reconcile goes on with what it read
+    view = service._refresh(stale)
+
+    # Then the serve stays deleted: no row, and nothing in the model server's config
+    assert view is None
+    assert service.store.get_serve("simple", 1) is None
+    config = Path(service.backend.config_file).read_text()  # type: ignore[attr-defined]
+    assert "simple" not in config
