@@ -35,7 +35,7 @@ class RegisterApp(JupyterApp):
     def start(self) -> None:
         if len(self.extra_args) != 1 or not self.model_name:
             self.exit_with("usage: jupyter modelserve register PATH --name NAME")
-        service = load_settings().build_service()
+        service = load_settings(self.config).build_service()
         try:
             version = service.register_saved_model(
                 self.extra_args[0], self.model_name, self.model_description or None
@@ -57,7 +57,7 @@ class StopServerApp(JupyterApp):
     description = """Stop the local model server (serves start it again on their next check)."""
 
     def start(self) -> None:
-        backend = load_settings().build_backend()
+        backend = load_settings(self.config).build_backend()
         stop = getattr(backend, "stop_server", None)
         if stop is None:
             print(f"the {backend.name} backend runs no local model server", file=sys.stderr)

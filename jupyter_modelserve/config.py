@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 BACKENDS = {
     "local": "jupyter_modelserve.backends.local.LocalBackend",
+    "kubernetes": "jupyter_modelserve.backends.kubernetes.KubernetesBackend",
 }
 CONFIG_FILE_NAME = "jupyter_server_config"
 
@@ -41,7 +42,7 @@ class ModelServeSettings(LoggingConfigurable):
     backend = Unicode(
         "local",
         config=True,
-        help="Where serves run: 'local', or the dotted path of a Backend class.",
+        help="Where serves run: 'local', 'kubernetes', or the dotted path of a Backend class.",
     )
     load_timeout = Float(
         300.0,
@@ -66,7 +67,9 @@ class ModelServeSettings(LoggingConfigurable):
 
     def build_backend(self) -> Backend:
         backend_class = import_item(BACKENDS.get(self.backend, self.backend))
-        backend: Backend = backend_class(data_dir=self.modelserve_dir, parent=self)
+        backend: Backend = backend_class(
+            data_dir=self.modelserve_dir, artifact_root=self.resolved_artifact_root(), parent=self
+        )
         return backend
 
     def build_service(self) -> ServeService:
@@ -81,14 +84,19 @@ class ModelServeSettings(LoggingConfigurable):
         )
 
 
-def load_settings(**overrides: Any) -> ModelServeSettings:
-    """Settings from the Jupyter server's config files, for processes that are not the server."""
+def load_settings(extra: Config | None = None, **overrides: Any) -> ModelServeSettings:
+    """Settings from the Jupyter server's config files, for processes that are not the server.
+
+    `extra` (a command line's config, say) wins over the files; `overrides` win over both.
+    """
     config = Config()
     for folder in reversed(jupyter_config_path()):  # later folders take precedence
         for loader_class, suffix in ((JSONFileConfigLoader, ".json"), (PyFileConfigLoader, ".py")):
             path = Path(folder) / f"{CONFIG_FILE_NAME}{suffix}"
             if path.is_file():
                 config.merge(loader_class(path.name, path=str(path.parent)).load_config())
+    if extra is not None:
+        config.merge(extra)
     # The server reads `c.ModelServeApp`; here the same values configure the plain settings.
     config.ModelServeSettings.merge(config.ModelServeApp)
     settings = ModelServeSettings(config=config)

@@ -19,6 +19,8 @@ from .errors import InvalidInput
 MODEL_NAME_PATTERN = r"^[0-9A-Za-z]([0-9A-Za-z_-]*[0-9A-Za-z])?$"
 _MODEL_NAME_RE = re.compile(MODEL_NAME_PATTERN)
 SUPPORTED_MODEL_TYPES = ("tensorflow",)
+# Model sources TF Serving reads by itself: registered as they are, never copied.
+REMOTE_SCHEMES = ("s3://", "gs://")
 
 
 class ServeState(str, enum.Enum):
@@ -49,17 +51,24 @@ def _model_name(value: Any) -> str:
     return value
 
 
+MAX_VERSION = 2**31 - 1  # the registry's INTEGER column
+
+
 def _positive_int(value: Any) -> int:
-    # bool is an int subclass; `true` is not a version number.
-    if isinstance(value, bool):
-        raise ValueError(f"must be a positive integer, got {value!r}")
-    if isinstance(value, str) and value.strip().isdigit():
+    # bool is an int subclass; `true` is not a version number. isascii: '²'.isdigit() is True.
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value.strip())
-    if not isinstance(value, int):
-        raise ValueError(f"must be a positive integer, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"must be a positive integer, got {value}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_VERSION:
+        raise ValueError(f"must be a positive integer up to {MAX_VERSION}, got {value!r}")
     return value
+
+
+def parse_positive_int(raw: str | None, field: str) -> int:
+    """A positive integer from a path segment or query parameter; InvalidInput names `field`."""
+    try:
+        return _positive_int(raw)
+    except ValueError as exc:
+        raise InvalidInput(f"{field}: {exc}") from None
 
 
 def _model_type(value: Any) -> str:
@@ -117,9 +126,11 @@ class ModelVersionCreate(_Request):
 
 
 class ModelVersionUpdate(_Request):
+    """Only the fields sent change; a stage cannot be null (Submarine's stage "None" is a name)."""
+
     description: str | None = None
     dataset: str | None = None
-    current_stage: ModelStage | None = Field(default=None, alias="currentStage")
+    current_stage: ModelStage = Field(default=ModelStage.NONE, alias="currentStage")
 
 
 class _View(BaseModel):
@@ -140,6 +151,9 @@ class ServeView(_View):
     backend: str
     created_at: datetime = Field(alias="createdAt")
     updated_at: datetime = Field(alias="updatedAt")
+    # The same TF Serving API through the Jupyter server, under Jupyter auth. Set by the REST
+    # layer, which knows the server's address.
+    proxy_url: str | None = Field(default=None, alias="proxyUrl")
 
 
 class RegisteredModelView(_View):

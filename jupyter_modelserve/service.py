@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from .backends.base import Backend, Observation, Observed, ServeSpec
-from .errors import BackendUnavailable, InvalidInput, NotFound, ServeFailed
+from .errors import BackendUnavailable, InvalidInput, ModelServeError, NotFound, ServeFailed
 from .registry import artifacts
 from .registry.store import RegistryStore, ServeRecord
 from .schemas import (
+    REMOTE_SCHEMES,
     SUPPORTED_MODEL_TYPES,
     ModelVersionView,
     RegisteredModelView,
@@ -77,6 +78,7 @@ class ServeService:
                     f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
                 )
             spec = ServeSpec(name, version, model_version.source)
+            self.backend.validate(spec)  # a 400 before anything is created
             record, created = self.store.insert_serve(name, version, self.backend.name, None)
             if not created:
                 if record.state is ServeState.DELETING:
@@ -84,9 +86,14 @@ class ServeService:
                         f"model {name!r} version {version} is being deleted; "
                         "create it again once the delete finished"
                     )
-                current = self._refresh(record) if record.state is not ServeState.FAILED else None
-                if current is not None:
-                    return current
+                if record.state is ServeState.FAILED:
+                    # A retry: take the failed deployment down first, so the backend loads it
+                    # afresh instead of keeping its failed attempt.
+                    self._remove_and_confirm(spec)
+                else:
+                    current = self._refresh(record)
+                    if current is not None:
+                        return current
             with self._desired:
                 try:
                     self.backend.apply(spec)
@@ -109,16 +116,8 @@ class ServeService:
             spec = _spec(record)
             with self._desired:
                 self.store.update_serve(name, version, ServeState.DELETING, None)
-                self.backend.remove(spec)
-            deadline = time.monotonic() + self.delete_timeout
-            for _ in _backoff(deadline):
-                if self.backend.status(spec).state is Observed.ABSENT:
-                    self.store.delete_serve(name, version)
-                    return
-            raise BackendUnavailable(
-                f"model {name!r} version {version} is still being removed after "
-                f"{self.delete_timeout:.0f} s; it stays DELETING until the backend confirms"
-            )
+            self._remove_and_confirm(spec)
+            self.store.delete_serve(name, version)
 
     def get(self, name: str, version: int) -> ServeView:
         view = self._refresh(self._record(name, version))
@@ -128,6 +127,15 @@ class ServeService:
 
     def list_serves(self) -> list[ServeView]:
         return self.reconcile()
+
+    def logs(self, name: str, version: int, tail: int = 100) -> list[str]:
+        """The backend's last `tail` log lines about a serve."""
+        return self.backend.logs(_spec(self._record(name, version)), tail)
+
+    def endpoint(self, name: str, version: int) -> tuple[str, int]:
+        """Where the Jupyter server reaches a serve's TF Serving API, and its servable version."""
+        spec = _spec(self._record(name, version))
+        return self.backend.endpoint(spec), spec.servable_version
 
     def wait(self, name: str, version: int, timeout: float) -> ServeView:
         """Wait until AVAILABLE (returned), FAILED (raised) or `timeout` (current view)."""
@@ -181,6 +189,44 @@ class ServeService:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return self._adopt_staged(staging, name, description, tags, dataset)
+
+    def register_remote_model(
+        self,
+        uri: str,
+        name: str,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        dataset: str | None = None,
+    ) -> ModelVersionView:
+        """Record an s3:// or gs:// version folder as the next version of `name`, uncopied."""
+        if not uri.startswith(REMOTE_SCHEMES):
+            raise InvalidInput(f"source: {uri!r} is not an s3:// or gs:// URI")
+        if not uri.rstrip("/").rsplit("/", 1)[-1].isdigit():
+            raise InvalidInput(
+                f"source: {uri!r} must name a numbered version folder (…/{name}/1), the layout "
+                "TensorFlow Serving reads"
+            )
+        return self.store.add_model_version(
+            name,
+            source_for=lambda _version: uri.rstrip("/"),
+            model_type="tensorflow",
+            description=description,
+            dataset=dataset,
+            tags=tags,
+        )
+
+    def register(
+        self,
+        source: str,
+        name: str,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        dataset: str | None = None,
+    ) -> ModelVersionView:
+        """Register a local SavedModel folder (copied) or a remote URI (recorded)."""
+        if source.startswith(REMOTE_SCHEMES):
+            return self.register_remote_model(source, name, description, tags, dataset)
+        return self.register_saved_model(source, name, description, tags, dataset)
 
     def create_registered_model(
         self, name: str, description: str | None, tags: list[str]
@@ -236,6 +282,19 @@ class ServeService:
         if folder.is_relative_to(self.artifact_root):
             artifacts.remove_version(folder)
 
+    def _remove_and_confirm(self, spec: ServeSpec) -> None:
+        """Remove a deployment and wait until the backend reports nothing left of it."""
+        with self._desired:
+            self.backend.remove(spec)
+        deadline = time.monotonic() + self.delete_timeout
+        for _ in _backoff(deadline):
+            if self.backend.status(spec).state is Observed.ABSENT:
+                return
+        raise BackendUnavailable(
+            f"model {spec.name!r} version {spec.version} is still being removed after "
+            f"{self.delete_timeout:.0f} s; it stays DELETING until the backend confirms"
+        )
+
     def _record(self, name: str, version: int) -> ServeRecord:
         record = self.store.get_serve(name, version)
         if record is None:
@@ -253,27 +312,41 @@ class ServeService:
                 return None
             return _view(record)
         state, reason = self._fold(record, observation)
-        lost = state is ServeState.PENDING and observation.state is Observed.ABSENT
         with self._desired:
-            url = self.backend.url_for(spec)
+            if state is ServeState.PENDING and observation.state is Observed.ABSENT:
+                # The backend lost it (a crash, a manual edit): serve it again, unless a delete
+                # got there first.
+                latest = self.store.get_serve(record.model_name, record.model_version)
+                if latest is None or latest.state is ServeState.DELETING:
+                    return _view(latest) if latest is not None else None
+                try:
+                    self.backend.apply(spec)
+                except ModelServeError as error:
+                    state, reason = ServeState.FAILED, f"could not start it again: {error}"
+            url = self.backend.url_for(spec)  # after apply: a restarted server may have moved
             current: ServeRecord | None = record
             if (state, reason, url) != (record.state, record.reason, record.url):
                 current = self.store.update_serve(
                     record.model_name, record.model_version, state, reason, url, record.state
                 )
-            if current is None:
-                return None
-            if lost and current.state is ServeState.PENDING:
-                self.backend.apply(spec)  # the backend lost it (crash, manual edit): serve again
-        return _view(current)
+        return _view(current) if current is not None else None
 
     def _fold(self, record: ServeRecord, observation: Observation) -> tuple[ServeState, str | None]:
         if observation.state is Observed.ABSENT:
             if record.state is ServeState.FAILED:
                 return record.state, record.reason
-            return ServeState.PENDING, "not running on the backend; starting it again"
-        state = _OBSERVED_TO_STATE[observation.state]
-        reason = None if state is ServeState.AVAILABLE else observation.reason
+            if not self.backend.restarts_lost_serves:
+                return ServeState.FAILED, (
+                    f"it is gone from the {self.backend.name} backend ({observation.reason}); "
+                    "delete the serve and create it again"
+                )
+            state = ServeState.PENDING
+            reason: str | None = (
+                f"not running on the backend, starting it again ({observation.reason})"
+            )
+        else:
+            state = _OBSERVED_TO_STATE[observation.state]
+            reason = None if state is ServeState.AVAILABLE else observation.reason
         if state in _IN_PROGRESS:
             waited = (_now() - record.state_since).total_seconds()
             if record.state in _IN_PROGRESS and waited > self.load_timeout:

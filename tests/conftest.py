@@ -31,13 +31,24 @@ def half_plus_two(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_half_plus_two(tmp_path_factory.mktemp("models") / "half_plus_two" / "1")
 
 
-@pytest.fixture
-def jp_server_config() -> dict[str, Any]:
-    return {
+def server_config(**sections: dict[str, Any]) -> dict[str, Any]:
+    """Jupyter server config with the extension on, a free model server port, and `sections`."""
+    config: dict[str, Any] = {
         "ServerApp": {"jpserver_extensions": {"jupyter_modelserve": True}},
         # Port 0: tests never fight over 8501 with each other or with a user's server.
         "LocalBackend": {"rest_api_port": 0},
     }
+    for section, values in sections.items():
+        config[section] = {**config.get(section, {}), **values}
+    return config
+
+
+LOCKED_DOWN = {"allow_unauthenticated_access": False}
+
+
+@pytest.fixture
+def jp_server_config() -> dict[str, Any]:
+    return server_config()
 
 
 @pytest.fixture

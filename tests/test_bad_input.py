@@ -26,6 +26,12 @@ BAD_SERVE_BODIES = [
     ('{"modelName": "simple", "modelVersion": 1.5}', "modelVersion: must be a positive integer"),
     ('{"modelName": "simple", "modelVersion": true}', "modelVersion: must be a positive integer"),
     ('{"modelName": "simple", "modelVersion": null}', "modelVersion: must be a positive integer"),
+    ('{"modelName": "simple", "modelVersion": 1e30}', "modelVersion: must be a positive integer"),
+    (
+        '{"modelName": "simple", "modelVersion": 100000000000000000000}',
+        "modelVersion: must be a positive integer up to 2147483647",
+    ),
+    ('{"modelName": "simple", "modelVersion": "\u00b2"}', "modelVersion: must be a positive"),
     ('{"modelName": "simple", "modelVersion": 1, "x": 2}', "x: is not a known field"),
     (
         '{"modelName": "simple", "modelVersion": 1, "modelType": "pytorch"}',
@@ -46,6 +52,25 @@ async def test_bad_serve_body_is_a_400_naming_the_problem(
     assert message in envelope["message"]
     _, listed = await api("GET", "/api/v1/serve")
     assert listed["result"] == []
+
+
+@pytest.mark.parametrize("version", ["abc", "0", "%C2%B2", "99999999999999999999"])
+async def test_bad_version_in_a_path_is_a_400(
+    api: Api, simple_registered: dict[str, Any], version: str
+) -> None:
+    for path in (f"/api/v1/serve/simple/{version}", f"/api/v1/model-version/simple/{version}"):
+        code, envelope = await api("GET", path)
+        assert code == 400 and envelope["message"].startswith("modelVersion:"), envelope
+
+
+async def test_a_corrupt_saved_model_pb_is_a_400(api: Api, tmp_path: Path) -> None:
+    folder = tmp_path / "corrupt"
+    folder.mkdir()
+    (folder / "saved_model.pb").write_bytes(b"\x10\x01")  # a field 2 that is not a message
+    code, envelope = await api(
+        "POST", "/api/v1/model-version", {"name": "corrupt", "source": str(folder)}
+    )
+    assert code == 400 and "is not a readable SavedModel" in envelope["message"]
 
 
 async def test_bad_wait_is_a_400(api: Api, simple_registered: dict[str, Any]) -> None:

@@ -6,17 +6,13 @@ from typing import Any
 
 import pytest
 
-from .conftest import SEED_BODY, Api
+from .conftest import SEED_BODY, Api, server_config
 
 
 @pytest.fixture
 def jp_server_config() -> dict[str, Any]:
-    return {
-        "ServerApp": {"jpserver_extensions": {"jupyter_modelserve": True}},
-        "LocalBackend": {"rest_api_port": 0},
-        # No time at all to load: every serve overruns its deadline at the first look.
-        "ModelServeApp": {"load_timeout": 0.0},
-    }
+    # No time at all to load: every serve overruns its deadline at the first look.
+    return server_config(ModelServeApp={"load_timeout": 0.0})
 
 
 async def test_a_serve_past_its_load_deadline_is_failed_with_what_was_last_seen(

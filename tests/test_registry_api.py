@@ -64,6 +64,8 @@ async def test_register_list_update_and_delete_versions(
     assert code == 200 and patched["result"]["currentStage"] == "Production"
     code, bad_stage = await api("PATCH", "/api/v1/model-version/simple/2", {"currentStage": "Live"})
     assert code == 400 and bad_stage["message"].startswith("currentStage:")
+    code, null_stage = await api("PATCH", "/api/v1/model-version/simple/2", {"currentStage": None})
+    assert code == 400 and null_stage["message"].startswith("currentStage:")
     code, _ = await api(
         "POST", "/api/v1/model-version/tag", params={"name": "simple", "version": 2, "tag": "best"}
     )
@@ -98,6 +100,8 @@ async def test_registered_model_patch_and_tags(api: Api) -> None:
     await api("POST", "/api/v1/registered-model", {"name": "m1"})
     code, patched = await api("PATCH", "/api/v1/registered-model/m1", {"description": "new"})
     assert code == 200 and patched["result"]["description"] == "new"
+    code, untouched = await api("PATCH", "/api/v1/registered-model/m1", {})
+    assert code == 200 and untouched["result"]["description"] == "new"
     code, renamed = await api("PATCH", "/api/v1/registered-model/m1", {"name": "m2"})
     assert code == 400 and "renaming a registered model is not supported" in renamed["message"]
     code, _ = await api("POST", "/api/v1/registered-model/tag", params={"name": "m1", "tag": "t"})

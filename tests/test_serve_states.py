@@ -8,11 +8,11 @@ from typing import Any
 
 from jupyter_modelserve.service import ServeService
 
-from .conftest import SEED_BODY, Api
+from .conftest import SEED_BODY, Api, post_json
 
 
-async def test_a_model_that_fails_to_load_is_failed_with_the_reason(
-    api: Api, simple_registered: dict[str, Any]
+async def test_a_model_that_fails_to_load_is_failed_with_the_reason_and_can_be_retried(
+    api: Api, simple_registered: dict[str, Any], half_plus_two: Path
 ) -> None:
     # Given a registered version whose variables went missing after registration
     shutil.rmtree(Path(simple_registered["source"]) / "variables")
@@ -23,12 +23,17 @@ async def test_a_model_that_fails_to_load_is_failed_with_the_reason(
     # Then the wait ends in an error naming the state and the model server's reason
     assert code == 422 and envelope["status"] == "UNPROCESSABLE_ENTITY"
     assert envelope["message"].startswith("model 'simple' version 1 FAILED: ")
-    # And GET reports FAILED with the same reason, until it is deleted
+    # And GET reports FAILED with the same reason
     code, one = await api("GET", "/api/v1/serve/simple/1")
     assert code == 200 and one["result"]["state"] == "FAILED"
     assert one["result"]["reason"] and one["result"]["reason"] in envelope["message"]
-    code, _ = await api("DELETE", "/api/v1/serve", SEED_BODY)
-    assert code == 200
+
+    # When the artifact is repaired and the serve is POSTed again, it is retried from scratch
+    shutil.copytree(half_plus_two / "variables", Path(simple_registered["source"]) / "variables")
+    code, retried = await api("POST", "/api/v1/serve", SEED_BODY, params={"wait": 60})
+    assert code == 200 and retried["result"]["state"] == "AVAILABLE", retried
+    status, body = await post_json(retried["result"]["url"], {"instances": [1.0]})
+    assert (status, body) == (200, {"predictions": [2.5]})
 
 
 def test_a_reconcile_that_read_a_row_before_a_delete_does_not_revive_it(

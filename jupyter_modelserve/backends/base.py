@@ -20,6 +20,11 @@ class ServeSpec:
     version: int
     source: str
 
+    @property
+    def servable_version(self) -> int:
+        """The version folder's number: what TF Serving calls the version it serves."""
+        return int(self.source.rstrip("/").rsplit("/", 1)[-1])
+
 
 class Observed(enum.Enum):
     ABSENT = "ABSENT"  # the backend runs nothing for this serve
@@ -39,9 +44,20 @@ class Backend(Protocol):
     """A place where serves run. Implementations must make every method idempotent."""
 
     name: str
+    # Whether a serve whose deployment vanished is deployed again (local: a crashed server is
+    # restarted) or reported FAILED (kubernetes: someone deleted it, and that is news).
+    restarts_lost_serves: bool
+
+    def validate(self, spec: ServeSpec) -> None:
+        """Raise InvalidInput, naming the missing setting, when `spec` cannot run here."""
+        ...
 
     def url_for(self, spec: ServeSpec) -> str:
         """The TF-Serving predict URL at which `spec` answers once AVAILABLE."""
+        ...
+
+    def endpoint(self, spec: ServeSpec) -> str:
+        """Scheme, host and port where the Jupyter server reaches `spec`'s TF Serving REST API."""
         ...
 
     def apply(self, spec: ServeSpec) -> None:
@@ -54,6 +70,10 @@ class Backend(Protocol):
 
     def status(self, spec: ServeSpec) -> Observation:
         """What the backend runs for `spec` right now."""
+        ...
+
+    def logs(self, spec: ServeSpec, tail: int) -> list[str]:
+        """The last `tail` log lines that concern `spec`."""
         ...
 
     def sync(self, specs: Sequence[ServeSpec]) -> None:

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
-from traitlets import Int, List, Unicode
+from traitlets import Bool, Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
-from ..errors import BackendUnavailable, Conflict
+from ..errors import BackendUnavailable, Conflict, InvalidInput
 from ..modelserver.config import ModelConfig, VersionPolicy, parse_model_config_list
 from ..modelserver.config import render_model_config_list as render_config
 from .base import Observation, Observed, ServeSpec
@@ -43,6 +43,7 @@ class LocalBackend(LoggingConfigurable):
     """Serves on this machine, on 127.0.0.1 only."""
 
     name = "local"
+    restarts_lost_serves = True
 
     rest_api_port = Int(
         8501,
@@ -53,8 +54,14 @@ class LocalBackend(LoggingConfigurable):
         Unicode(),
         default_value=[],
         config=True,
-        help="Command that starts the model server (flags are appended). Empty: "
-        "`tensorflow_model_server` when it is on PATH, else the built-in server.",
+        help="Command that starts the model server (TF Serving's flags are appended). Empty: "
+        "the built-in server, or tensorflow_model_server when use_tensorflow_model_server is set.",
+    )
+    use_tensorflow_model_server = Bool(
+        False,
+        config=True,
+        help="Run `tensorflow_model_server` when it is on PATH. Off by default: it has no flag "
+        "to bind 127.0.0.1 and listens on every interface, unauthenticated.",
     )
     state_dir = Unicode(
         "",
@@ -64,7 +71,7 @@ class LocalBackend(LoggingConfigurable):
     )
     status_timeout = Int(5, config=True, help="Seconds to wait for the model server's answer.")
 
-    def __init__(self, data_dir: str | Path, **kwargs: Any) -> None:
+    def __init__(self, data_dir: str | Path, artifact_root: str | Path = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.dir = Path(self.state_dir or Path(data_dir) / "server")
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -76,8 +83,29 @@ class LocalBackend(LoggingConfigurable):
 
     # -- Backend protocol --------------------------------------------------------------------
 
+    def validate(self, spec: ServeSpec) -> None:
+        if "://" in spec.source:
+            raise InvalidInput(
+                f"source: {spec.source!r} is remote; the local backend serves models stored on "
+                "this machine only (set c.ModelServeApp.backend = 'kubernetes' for s3:// and "
+                "gs:// sources)"
+            )
+
     def url_for(self, spec: ServeSpec) -> str:
-        return f"{self.base_url()}/v1/models/{spec.name}/versions/{spec.version}:predict"
+        return f"{self.endpoint(spec)}/v1/models/{spec.name}/versions/{spec.version}:predict"
+
+    def endpoint(self, spec: ServeSpec) -> str:
+        return self.base_url()
+
+    def logs(self, spec: ServeSpec, tail: int) -> list[str]:
+        # The server tags every line about a model with `{name: N version: V}` or `{name: N}`.
+        tags = (f"{{name: {spec.name} version: {spec.version}}}", f"{{name: {spec.name}}}")
+        try:
+            text = self.log_file.read_text(errors="replace")
+        except FileNotFoundError:
+            return []
+        lines = [line for line in text.splitlines() if any(tag in line for tag in tags)]
+        return lines[-tail:] if tail else lines
 
     def apply(self, spec: ServeSpec) -> None:
         with self._lock:
@@ -99,26 +127,40 @@ class LocalBackend(LoggingConfigurable):
     def status(self, spec: ServeSpec) -> Observation:
         info = self._running_info()
         if info is None:
-            return Observation(Observed.ABSENT, "the model server is not running")
-        if not _serves(self._read_config(), spec):
-            return Observation(Observed.ABSENT)
+            last = self._last_log_line()
+            return Observation(
+                Observed.ABSENT,
+                "the model server is not running" + (f"; its log ends: {last}" if last else ""),
+            )
+        wanted = _serves(self._read_config(), spec)
         url = f"http://{HOST}:{info['port']}/v1/models/{spec.name}/versions/{spec.version}"
         try:
             with urllib.request.urlopen(url, timeout=self.status_timeout) as response:
                 body = json.load(response)
         except urllib.error.HTTPError as exc:
-            if exc.code == 404:
+            if exc.code == 404:  # the server has never heard of it (or forgot it)
+                if not wanted:
+                    return Observation(Observed.ABSENT)
                 return Observation(Observed.STARTING, "waiting for the model server to load it")
             return Observation(Observed.STARTING, f"model server answered {exc.code}")
         except (OSError, ValueError):
             return Observation(Observed.STARTING, "the model server is starting")
+        if not wanted:
+            # Gone from the config is not gone from the server: absent once it says so.
+            state = _version_state(body, spec)
+            if state in (None, "END"):
+                return Observation(Observed.ABSENT)
+            return Observation(Observed.STARTING, f"the model server is unloading it ({state})")
         return _observation_from_status(body, spec)
 
     def sync(self, specs: Sequence[ServeSpec]) -> None:
         with self._lock:
             configs: list[ModelConfig] = []
             for spec in specs:
-                configs = _with_version(configs, spec)
+                try:
+                    configs = _with_version(configs, spec)
+                except Conflict as conflict:  # one bad serve must not stop all the others
+                    self.log.warning("Not serving %s %s: %s", spec.name, spec.version, conflict)
             changed = self._write_config(configs)
             info, started = self._ensure_running() if configs else (self._running_info(), False)
             if changed and info is not None and not started:
@@ -132,7 +174,7 @@ class LocalBackend(LoggingConfigurable):
 
     def base_url(self) -> str:
         info = self._running_info()
-        port = info["port"] if info else self.rest_api_port
+        port = info["port"] if info else self.rest_api_port or self._last_port() or 0
         return f"http://{HOST}:{port}"
 
     def server_pid(self) -> int | None:
@@ -148,14 +190,7 @@ class LocalBackend(LoggingConfigurable):
                 _terminate(pid, timeout)
             for child in self._children:
                 child.poll()
-            self.info_file.unlink(missing_ok=True)
-
-    def server_log_tail(self, lines: int = 20) -> list[str]:
-        try:
-            text = self.log_file.read_text(errors="replace")
-        except FileNotFoundError:
-            return []
-        return text.splitlines()[-lines:]
+            # server.json stays: a restart reuses its port, so served urls stay valid.
 
     def _running_info(self) -> dict[str, Any] | None:
         try:
@@ -178,6 +213,11 @@ class LocalBackend(LoggingConfigurable):
                 "start; set c.LocalBackend.rest_api_port to a free port (or 0 to pick one)"
             )
         command, kind = self._command()
+        if shutil.which(command[0]) is None:  # nohup would hide this until the server's log
+            raise BackendUnavailable(
+                f"cannot start the model server: {command[0]!r} is not an executable on PATH; "
+                "check c.LocalBackend.server_command"
+            )
         # Under nohup SIGHUP starts out ignored: a reload signal from another process during the
         # server's start-up must not kill it (the server installs its handler, then reads config).
         nohup = shutil.which("nohup")
@@ -191,34 +231,51 @@ class LocalBackend(LoggingConfigurable):
         with open(self.log_file, "ab") as log:
             log.write(f"--- starting model server: {' '.join(command)}\n".encode())
             log.flush()
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # detached: survives the Jupyter server and kernels
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
+            try:
+                process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # detached: survives the Jupyter server and kernels
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                )
+            except OSError as exc:
+                raise BackendUnavailable(
+                    f"cannot start the model server ({' '.join(command)}): {exc}; "
+                    "check c.LocalBackend.server_command"
+                ) from None
         self._children.append(process)
         info = {"pid": process.pid, "port": port, "kind": kind, "command": command}
         self.info_file.write_text(json.dumps(info))
         self.log.info("Started model server %s (pid %s) on %s:%s", kind, process.pid, HOST, port)
         return info, True
 
-    def _previous_port(self) -> int | None:
-        """With a free port asked for, restart on the last one, so served urls stay valid."""
+    def _last_port(self) -> int | None:
         try:
-            port = int(json.loads(self.info_file.read_text())["port"])
+            return int(json.loads(self.info_file.read_text())["port"])
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             return None
-        return None if _port_in_use(port) else port
+
+    def _previous_port(self) -> int | None:
+        """With a free port asked for, restart on the last one, so served urls stay valid."""
+        port = self._last_port()
+        return None if port is None or _port_in_use(port) else port
+
+    def _last_log_line(self) -> str:
+        try:
+            lines = self.log_file.read_text(errors="replace").strip().splitlines()
+        except FileNotFoundError:
+            return ""
+        return lines[-1].strip() if lines else ""
 
     def _command(self) -> tuple[list[str], str]:
         if self.server_command:
             kind = BUILTIN if "jupyter_modelserve.modelserver" in self.server_command else "custom"
             return list(self.server_command), kind
         real = shutil.which("tensorflow_model_server")
-        if real:
+        if real and self.use_tensorflow_model_server:
+            self.log.warning("tensorflow_model_server listens on all interfaces, not only %s", HOST)
             return [real], "tensorflow_model_server"
         return [sys.executable, "-m", "jupyter_modelserve.modelserver"], BUILTIN
 
@@ -296,6 +353,13 @@ def _config(name: str, base_path: str, versions: tuple[int, ...]) -> ModelConfig
 
 def _serves(configs: list[ModelConfig], spec: ServeSpec) -> bool:
     return any(c.name == spec.name and spec.version in c.version_policy.versions for c in configs)
+
+
+def _version_state(body: dict[str, Any], spec: ServeSpec) -> str | None:
+    for status in body.get("model_version_status", []):
+        if str(status.get("version")) == str(spec.version):
+            return str(status.get("state"))
+    return None
 
 
 def _observation_from_status(body: dict[str, Any], spec: ServeSpec) -> Observation:

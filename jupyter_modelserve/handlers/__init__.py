@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .base import PROXY_PREFIX
 from .openapi import OpenAPIHandler
+from .proxy import ModelProxyHandler
 from .registry import (
     ModelVersionHandler,
     ModelVersionListHandler,
@@ -14,7 +16,7 @@ from .registry import (
     RegisteredModelsHandler,
     RegisteredModelTagHandler,
 )
-from .serve import PingHandler, ServeHandler, ServeItemHandler
+from .serve import PingHandler, ServeHandler, ServeItemHandler, ServeLogsHandler
 
 _NAME = r"(?P<name>[^/]+)"
 _VERSION = r"(?P<version>[^/]+)"
@@ -24,6 +26,7 @@ ROUTES: list[tuple[str, Any]] = [
     ("/api/v1/serve", ServeHandler),
     ("/api/v1/serve/ping", PingHandler),
     (f"/api/v1/serve/{_NAME}/{_VERSION}", ServeItemHandler),
+    (f"/api/v1/serve/{_NAME}/{_VERSION}/logs", ServeLogsHandler),
     ("/api/v1/registered-model", RegisteredModelsHandler),
     ("/api/v1/registered-model/tag", RegisteredModelTagHandler),
     (f"/api/v1/registered-model/{_NAME}", RegisteredModelHandler),
@@ -32,4 +35,8 @@ ROUTES: list[tuple[str, Any]] = [
     (f"/api/v1/model-version/{_NAME}", ModelVersionListHandler),
     (f"/api/v1/model-version/{_NAME}/{_VERSION}", ModelVersionHandler),
     ("/api/v1/modelserve/openapi.json", OpenAPIHandler),
+    (
+        rf"/{PROXY_PREFIX}/{_NAME}/versions/(?P<version>[0-9]+)(?P<suffix>:predict|:classify|:regress|/metadata)?",
+        ModelProxyHandler,
+    ),
 ]

@@ -50,7 +50,12 @@ class RegisteredModelHandler(ModelServeHandler):
                 "name: renaming a registered model is not supported; register it under the "
                 "new name instead"
             )
-        model = await self.run(self.service.store.update_registered_model, name, body.description)
+        if "description" not in body.model_fields_set:  # nothing else can change
+            model = await self.run(self.service.store.get_registered_model, name)
+        else:
+            model = await self.run(
+                self.service.store.update_registered_model, name, body.description
+            )
         self.answer("Update the registered model", model.to_json())
 
     @web.authenticated
@@ -82,7 +87,7 @@ class ModelVersionsHandler(ModelServeHandler):
     async def post(self) -> None:
         body = parse_request(ModelVersionCreate, self.json_body("name, source and modelType"))
         version = await self.run(
-            lambda: self.service.register_saved_model(
+            lambda: self.service.register(
                 body.source, body.name, body.description, body.tags, body.dataset
             )
         )

@@ -6,7 +6,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..errors import InvalidInput
-from ..schemas import ServeRequest, ServeView, parse_request
+from ..schemas import ServeRequest, ServeView, parse_positive_int, parse_request
 from .base import ModelServeHandler
 
 SERVE_BODY = "modelName and modelVersion"
@@ -19,25 +19,26 @@ class ServeHandler(ModelServeHandler):
     async def post(self) -> None:
         request = parse_request(ServeRequest, self.json_body(SERVE_BODY))
         wait = self._wait_seconds()
-        view = await self.run(self.service.create, request.model_name, request.model_version)
+        # create can wait too: retrying a FAILED serve first takes its old deployment down.
+        view = await self.run_long(self.service.create, request.model_name, request.model_version)
         if wait:
-            view = await self.run(
+            view = await self.run_long(
                 self.service.wait, request.model_name, request.model_version, wait
             )
-        self.answer(_create_message(view), view.to_json())
+        self.answer(_create_message(view), self.serve_json(view))
 
     @web.authenticated
     @authorized
     async def delete(self) -> None:
         request = parse_request(ServeRequest, self.json_body(SERVE_BODY))
-        await self.run(self.service.delete, request.model_name, request.model_version)
+        await self.run_long(self.service.delete, request.model_name, request.model_version)
         self.answer("Delete the model serve instance")
 
     @web.authenticated
     @authorized
     async def get(self) -> None:
         views = await self.run(self.service.list_serves)
-        self.answer("List model serve instances", [view.to_json() for view in views])
+        self.answer("List model serve instances", [self.serve_json(view) for view in views])
 
     def _wait_seconds(self) -> float:
         raw = self.get_query_argument("wait", None)
@@ -59,7 +60,16 @@ class ServeItemHandler(ModelServeHandler):
     @authorized
     async def get(self, name: str, version: str) -> None:
         view = await self.run(self.service.get, name, _version(version))
-        self.answer("Get the model serve instance", view.to_json())
+        self.answer("Get the model serve instance", self.serve_json(view))
+
+
+class ServeLogsHandler(ModelServeHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, name: str, version: str) -> None:
+        tail = self.int_argument("tail") if self.get_query_argument("tail", None) else 100
+        lines = await self.run(self.service.logs, name, _version(version), tail)
+        self.answer("Get the model serve instance's logs", lines)
 
 
 class PingHandler(ModelServeHandler):
@@ -70,9 +80,7 @@ class PingHandler(ModelServeHandler):
 
 
 def _version(raw: str) -> int:
-    if not raw.isdigit() or int(raw) <= 0:
-        raise InvalidInput(f"modelVersion: must be a positive integer, got {raw!r}")
-    return int(raw)
+    return parse_positive_int(raw, "modelVersion")
 
 
 def _create_message(view: ServeView) -> str:

@@ -104,7 +104,8 @@ def _serving_signatures(data: bytes) -> set[str]:
     if not graphs:
         raise ValueError("it contains no meta graph")
     for graph in graphs:
-        assert isinstance(graph, bytes)
+        if not isinstance(graph, bytes):
+            raise ValueError("its meta graph field has the wrong wire type")
         tags: set[str] = set()
         names: set[str] = set()
         for field, value in _fields(graph):

@@ -1,0 +1,58 @@
+"""TF Serving's REST API of every serve, proxied through the Jupyter server under Jupyter auth.
+
+Clients that can reach the Jupyter server but not the model server (a browser, a laptop talking
+to a remote JupyterHub, anything outside the cluster) predict here with TF Serving's own paths
+and bodies. Errors keep TF Serving's `{"error": ...}` shape, since these paths impersonate it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient
+
+from ..errors import BackendUnavailable
+from .base import ModelServeHandler
+from .serve import _version
+
+PROXY_TIMEOUT = 120.0
+
+
+class ModelProxyHandler(ModelServeHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, name: str, version: str, suffix: str | None) -> None:
+        await self._forward(name, version, suffix or "")
+
+    @web.authenticated
+    @authorized
+    async def post(self, name: str, version: str, suffix: str | None) -> None:
+        await self._forward(name, version, suffix or "")
+
+    async def _forward(self, name: str, version: str, suffix: str) -> None:
+        endpoint, servable_version = await self.run(self.service.endpoint, name, _version(version))
+        upstream = f"{endpoint}/v1/models/{name}/versions/{servable_version}{suffix}"
+        response = await AsyncHTTPClient().fetch(
+            upstream,
+            method=self.request.method or "GET",
+            body=self.request.body if self.request.method == "POST" else None,
+            headers={"Content-Type": "application/json"},
+            raise_error=False,
+            request_timeout=PROXY_TIMEOUT,
+        )
+        if response.code == 599:  # no HTTP answer at all: connection refused, timeout
+            raise BackendUnavailable(
+                f"the model server at {endpoint} did not answer: {response.error}"
+            )
+        self.set_status(response.code)
+        self.set_header("Content-Type", response.headers.get("Content-Type", "application/json"))
+        self.finish(response.body)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        status_code, message = self.describe_error(status_code, kwargs)
+        self.set_status(status_code)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"error": message}))
