@@ -18,7 +18,7 @@ from jupyter_modelserve.service import ServeService
 from .contract import Contract
 from .servers import JupyterProcess
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
+pytest_plugins = ["pytest_jupyter.jupyter_server", "tests.kube.fixtures"]
 
 SEED_BODY = '\n{\n  "modelName": "simple", \n  "modelVersion":1, \n}\n'
 
