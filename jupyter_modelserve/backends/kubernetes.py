@@ -1,0 +1,351 @@
+"""The kubernetes backend: one Deployment of TensorFlow Serving per serve, via the official client.
+
+Objects come from `manifests` (pure); this module only talks to the API server. Creates adopt
+objects we already own and refuse same-named objects we do not; deletes cascade in the
+foreground and count as done only once nothing of the serve is left; `sync` removes labelled
+objects that no serve wants. Every call blocks: the service runs them off the event loop.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from traitlets import Dict, Int, Unicode
+from traitlets.config import LoggingConfigurable
+
+from ..errors import BackendUnavailable, Conflict, InvalidInput
+from . import manifests
+from .base import Observation, Observed, ServeSpec
+from .kubestatus import observe
+
+T = TypeVar("T")
+REQUEST_TIMEOUT = 15  # seconds per API call: an unreachable cluster is an error, not a hang
+CONTAINER = "tensorflow-serving"
+KINDS = ("ConfigMap", "Deployment", "Service", "Ingress")
+
+
+class KubernetesBackend(LoggingConfigurable):
+    """Deploys TensorFlow Serving to a Kubernetes namespace."""
+
+    name = "kubernetes"
+    restarts_lost_serves = False  # objects deleted behind our back are reported, not recreated
+
+    namespace = Unicode("default", config=True, help="Namespace of every object.")
+    image = Unicode("tensorflow/serving:2.14.1", config=True, help="TF Serving image (pinned).")
+    replicas = Int(1, config=True, help="Pods per serve.")
+    resources = Dict(
+        {},
+        config=True,
+        help="Requests and limits of the container, e.g. {'cpu': '1', 'memory': '2Gi', "
+        "'nvidia.com/gpu': '1'}.",
+    )
+    service_type = Unicode("ClusterIP", config=True, help="Type of each serve's Service.")
+    ingress_host = Unicode("", config=True, help="Host of an Ingress per serve (none when empty).")
+    ingress_class = Unicode("", config=True, help="ingressClassName of those Ingresses.")
+    model_volume = Unicode(
+        "",
+        config=True,
+        help="PersistentVolumeClaim holding the artifact root, mounted read-only; needed for "
+        "models registered from this machine.",
+    )
+    storage_secret = Unicode(
+        "",
+        config=True,
+        help="Secret whose keys become the container's env for s3:// and gs:// sources "
+        "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, S3_ENDPOINT, ...).",
+    )
+    kubeconfig = Unicode(
+        "",
+        config=True,
+        help="kubeconfig file; default $KUBECONFIG, then ~/.kube/config, then in-cluster config.",
+    )
+    instance = Unicode(
+        "default",
+        config=True,
+        help="Value of the modelserve/instance label; give each Jupyter server sharing a "
+        "namespace its own, so one never removes the other's serves as orphans.",
+    )
+    progress_deadline_seconds = Int(
+        600, config=True, help="Deployment progressDeadlineSeconds: then the serve is FAILED."
+    )
+
+    def __init__(self, data_dir: str | Path, artifact_root: str | Path = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.artifact_root = str(artifact_root)
+        self._client: Any = None
+        self._client_lock = threading.Lock()
+
+    @property
+    def settings(self) -> manifests.ClusterSettings:
+        return manifests.ClusterSettings(
+            namespace=self.namespace,
+            image=self.image,
+            replicas=self.replicas,
+            resources={str(k): str(v) for k, v in self.resources.items()},
+            service_type=self.service_type,
+            ingress_host=self.ingress_host,
+            ingress_class=self.ingress_class,
+            model_volume=self.model_volume,
+            storage_secret=self.storage_secret,
+            artifact_root=self.artifact_root,
+            instance=self.instance,
+            progress_deadline_seconds=self.progress_deadline_seconds,
+        )
+
+    # -- Backend protocol --------------------------------------------------------------------
+
+    def validate(self, spec: ServeSpec) -> None:
+        manifests.manifests(spec, self.settings)  # InvalidInput names what the cluster lacks
+
+    def url_for(self, spec: ServeSpec) -> str:
+        return manifests.predict_url(spec, self.settings)
+
+    def endpoint(self, spec: ServeSpec) -> str:
+        return manifests.cluster_endpoint(spec, self.settings)
+
+    def apply(self, spec: ServeSpec) -> None:
+        objects = manifests.manifests(spec, self.settings)
+        # Check every name first, so a foreign object stops the create before anything exists.
+        existing = {
+            obj["kind"]: self._read(obj["kind"], obj["metadata"]["name"]) for obj in objects
+        }
+        for obj in objects:
+            self._refuse_foreign(existing[obj["kind"]], obj, spec)
+        for obj in objects:
+            if existing[obj["kind"]] is None:
+                created = self._call(f"create {obj['kind']}", self._create, obj, allow=(409,))
+                if created is not None:
+                    continue
+                self._refuse_foreign(self._read(obj["kind"], obj["metadata"]["name"]), obj, spec)
+            self._call(f"update {obj['kind']}", self._patch, obj)  # adopt: make it as desired
+
+    def remove(self, spec: ServeSpec) -> None:
+        name = manifests.object_name(spec)
+        for kind in KINDS:
+            self._call(f"delete {kind}", self._delete, kind, name, allow=(404,))
+
+    def status(self, spec: ServeSpec) -> Observation:
+        name = manifests.object_name(spec)
+        deployment = self._read("Deployment", name)
+        pods = self._pods(spec)
+        if deployment is None:
+            left = [kind for kind in ("ConfigMap", "Service", "Ingress") if self._read(kind, name)]
+            left += [f"Pod {pod.metadata.name}" for pod in pods]
+            if not left:
+                return Observation(Observed.ABSENT, f"no objects named {name} in {self.namespace}")
+            return Observation(
+                Observed.FAILED,
+                f"Deployment {name} is missing from namespace {self.namespace} (deleted outside "
+                f"jupyter_modelserve?); left behind: {', '.join(left)}",
+            )
+        return observe(deployment, pods)
+
+    def sync(self, specs: Sequence[ServeSpec]) -> None:
+        wanted = {(manifests.label_value(s.name), str(s.version)) for s in specs}
+        selector = manifests.owner_selector(self.settings)
+        for kind in KINDS:
+            for obj in self._call(f"list {kind}s", self._list, kind, selector):
+                labels = obj.metadata.labels or {}
+                key = (labels.get(manifests.LABEL_NAME), labels.get(manifests.LABEL_VERSION))
+                if key not in wanted and obj.metadata.deletion_timestamp is None:
+                    self.log.info("Removing orphaned %s %s", kind, obj.metadata.name)
+                    self._call(
+                        f"delete {kind}", self._delete, kind, obj.metadata.name, allow=(404,)
+                    )
+
+    def logs(self, spec: ServeSpec, tail: int) -> list[str]:
+        pods = self._pods(spec)
+        lines: list[str] = []
+        for pod in pods:
+            pod_name = pod.metadata.name
+            try:
+                text = self._core().read_namespaced_pod_log(
+                    pod_name,
+                    self.namespace,
+                    container=CONTAINER,
+                    tail_lines=tail,
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
+            except Exception as exc:  # a pod still pulling its image has no log yet: say so
+                lines.append(f"[{pod_name}] no log: {_reason(exc)}")
+                continue
+            lines.extend(f"[{pod_name}] {line}" for line in (text or "").splitlines())
+        return lines[-tail:] if tail else lines
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    # -- API access --------------------------------------------------------------------------
+
+    def _api_client(self) -> Any:
+        with self._client_lock:
+            if self._client is None:
+                self._client = _connect(self.kubeconfig)
+            return self._client
+
+    def _core(self) -> Any:
+        from kubernetes import client
+
+        return client.CoreV1Api(self._api_client())
+
+    def _apps(self) -> Any:
+        from kubernetes import client
+
+        return client.AppsV1Api(self._api_client())
+
+    def _networking(self) -> Any:
+        from kubernetes import client
+
+        return client.NetworkingV1Api(self._api_client())
+
+    def _pods(self, spec: ServeSpec) -> list[Any]:
+        listed = self._call(
+            "list pods",
+            lambda: self._core().list_namespaced_pod(
+                self.namespace,
+                label_selector=manifests.serve_selector(spec, self.settings),
+                _request_timeout=REQUEST_TIMEOUT,
+            ),
+        )
+        return list(listed.items)
+
+    def _kind_api(self, kind: str) -> tuple[Any, str]:
+        apis = {
+            "ConfigMap": (self._core, "config_map"),
+            "Deployment": (self._apps, "deployment"),
+            "Service": (self._core, "service"),
+            "Ingress": (self._networking, "ingress"),
+        }
+        api, suffix = apis[kind]
+        return api(), suffix
+
+    def _read(self, kind: str, name: str) -> Any:
+        api, suffix = self._kind_api(kind)
+        reader = getattr(api, f"read_namespaced_{suffix}")
+        return self._call(
+            f"read {kind} {name}",
+            reader,
+            name,
+            self.namespace,
+            _request_timeout=REQUEST_TIMEOUT,
+            allow=(404,),
+        )
+
+    def _list(self, kind: str, selector: str) -> list[Any]:
+        api, suffix = self._kind_api(kind)
+        lister = getattr(api, f"list_namespaced_{suffix}")
+        return list(
+            lister(self.namespace, label_selector=selector, _request_timeout=REQUEST_TIMEOUT).items
+        )
+
+    def _create(self, obj: dict[str, Any]) -> Any:
+        api, suffix = self._kind_api(obj["kind"])
+        creator = getattr(api, f"create_namespaced_{suffix}")
+        return _drained(creator(self.namespace, obj, **_RAW))
+
+    def _patch(self, obj: dict[str, Any]) -> Any:
+        api, suffix = self._kind_api(obj["kind"])
+        patcher = getattr(api, f"patch_namespaced_{suffix}")
+        return _drained(patcher(obj["metadata"]["name"], self.namespace, obj, **_RAW))
+
+    def _delete(self, kind: str, name: str) -> Any:
+        api, suffix = self._kind_api(kind)
+        deleter = getattr(api, f"delete_namespaced_{suffix}")
+        # Foreground: the Deployment stays until its ReplicaSets and Pods are gone, so "absent"
+        # means really nothing left.
+        return _drained(deleter(name, self.namespace, propagation_policy="Foreground", **_RAW))
+
+    def _refuse_foreign(self, existing: Any, desired: dict[str, Any], spec: ServeSpec) -> None:
+        if existing is None:
+            return
+        labels = existing.metadata.labels or {}
+        ours = manifests.labels(spec, self.settings)
+        if any(labels.get(key) != ours[key] for key in manifests.OWNER_KEYS):
+            raise Conflict(
+                f"a {desired['kind']} named {desired['metadata']['name']} already exists in "
+                f"namespace {self.namespace} and was not made by jupyter_modelserve for "
+                f"{spec.name!r} version {spec.version}; delete or rename it"
+            )
+
+    def _call(
+        self,
+        what: str,
+        function: Callable[..., T],
+        *args: Any,
+        allow: tuple[int, ...] = (),
+        **kwargs: Any,
+    ) -> T:
+        """Run one API call, turning Kubernetes and network failures into our errors."""
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        try:
+            return function(*args, **kwargs)
+        except ApiException as exc:
+            if exc.status in allow:
+                return None  # type: ignore[return-value]
+            if exc.status == 409:
+                raise Conflict(f"Kubernetes refused to {what}: {_reason(exc)}") from None
+            if exc.status == 422:
+                raise InvalidInput(f"Kubernetes rejected {what}: {_reason(exc)}") from None
+            if exc.status in (401, 403):
+                raise BackendUnavailable(
+                    f"Kubernetes does not allow this Jupyter server to {what} in namespace "
+                    f"{self.namespace}: {_reason(exc)}; grant the Role in deploy/rbac.yaml"
+                ) from None
+            raise BackendUnavailable(f"Kubernetes failed to {what}: {_reason(exc)}") from None
+        except (HTTPError, OSError) as exc:
+            host = getattr(self._client.configuration, "host", "?") if self._client else "?"
+            raise BackendUnavailable(
+                f"cannot reach the Kubernetes API server at {host} to {what}: {exc}"
+            ) from None
+
+
+# Writes do not deserialise the answer: we never use it, and API servers of other versions
+# answer some of them in shapes this client's models reject (1.20's Status for a deleted
+# Service, say).
+_RAW: dict[str, Any] = {"_request_timeout": REQUEST_TIMEOUT, "_preload_content": False}
+
+
+def _drained(response: Any) -> Any:
+    response.data  # read it all, so the pooled connection can be reused  # noqa: B018
+    return response
+
+
+def _connect(kubeconfig: str) -> Any:
+    """An ApiClient from the kubeconfig, $KUBECONFIG, ~/.kube/config or in-cluster config."""
+    from kubernetes import client, config
+
+    path = (
+        kubeconfig or os.environ.get("KUBECONFIG", "") or str(Path("~/.kube/config").expanduser())
+    )
+    configuration = client.Configuration()
+    try:
+        if Path(path).is_file():
+            config.load_kube_config(config_file=path, client_configuration=configuration)
+        else:
+            config.load_incluster_config(client_configuration=configuration)
+    except (config.ConfigException, OSError, ValueError) as exc:
+        raise BackendUnavailable(
+            f"no usable Kubernetes configuration (kubeconfig {path!r} not found and not running "
+            f"in a cluster): {exc}; set c.KubernetesBackend.kubeconfig"
+        ) from None
+    configuration.retries = 1  # fail fast: the service retries on its own schedule
+    return client.ApiClient(configuration)
+
+
+def _reason(exc: Exception) -> str:
+    import json
+
+    body = getattr(exc, "body", None)
+    if body:
+        try:
+            return str(json.loads(body).get("message") or body)
+        except ValueError:
+            return str(body)
+    return str(getattr(exc, "reason", None) or exc)
