@@ -1,0 +1,176 @@
+"""The Python API for notebook code: register a model, serve it, predict, all in one process.
+
+    from jupyter_modelserve import api
+    api.register(keras_model, "churn")            # or a SavedModel folder, or s3://…/churn/3
+    s = api.serve("churn", 1)                     # waits until AVAILABLE
+    s.predict([[0.1, 0.2, 0.3]])
+
+It builds the same `ServeService` as the Jupyter server, from the same Jupyter config files, so
+a serve made here is listed by `GET /api/v1/serve` at once, and the other way round.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import threading
+import urllib.error
+import urllib.request
+from typing import Any
+
+from .config import load_settings
+from .errors import BackendUnavailable, InvalidInput, ModelServeError
+from .schemas import ModelVersionView, ServeState, ServeView
+from .service import ServeService
+
+DEFAULT_TIMEOUT = 120.0
+_service: ServeService | None = None
+_service_lock = threading.Lock()
+
+
+def service() -> ServeService:
+    """This process's ServeService, built once from the Jupyter config files."""
+    global _service
+    with _service_lock:
+        if _service is None:
+            _service = load_settings().build_service()
+        return _service
+
+
+def register(
+    source: Any, name: str, description: str | None = None, tags: list[str] | None = None
+) -> ModelVersionView:
+    """Register a Keras model, a SavedModel folder or an s3:// or gs:// URI as `name`'s next
+    version."""
+    if isinstance(source, str) or hasattr(source, "__fspath__"):
+        return service().register(str(source), name, description, tags)
+    return service().register_keras_model(source, name, description, tags)
+
+
+def serve(name: str, version: int, wait: bool = True, timeout: float = DEFAULT_TIMEOUT) -> Serve:
+    """Serve a registered version; with `wait`, return once it is AVAILABLE (FAILED raises)."""
+    served = Serve(service().create(name, version))
+    return served.wait(timeout) if wait else served
+
+
+def get(name: str, version: int) -> Serve:
+    return Serve(service().get(name, version))
+
+
+def serves() -> list[Serve]:
+    return [Serve(view) for view in service().list_serves()]
+
+
+class Serve:
+    """One serve, as notebook code sees it; `refresh()` reads it again from the service."""
+
+    def __init__(self, view: ServeView) -> None:
+        self._view = view
+
+    name = property(lambda self: self._view.model_name)
+    version = property(lambda self: self._view.model_version)
+    state = property(lambda self: self._view.state.value)
+    reason = property(lambda self: self._view.reason)
+    url = property(lambda self: self._view.url)
+    backend = property(lambda self: self._view.backend)
+
+    def refresh(self) -> Serve:
+        self._view = service().get(self.name, self.version)
+        return self
+
+    def wait(self, timeout: float = DEFAULT_TIMEOUT) -> Serve:
+        """Wait until AVAILABLE; FAILED raises ServeFailed with the reason."""
+        self._view = service().wait(self.name, self.version, timeout)
+        if self._view.state is not ServeState.AVAILABLE:
+            raise BackendUnavailable(
+                f"model {self.name!r} version {self.version} is still {self.state} after "
+                f"{timeout:.0f} s ({self.reason or 'no detail'}); wait longer or check logs()"
+            )
+        return self
+
+    def predict(self, instances: Any, signature_name: str | None = None) -> Any:
+        """TF Serving's row-format predict; numpy arrays are accepted. Returns `predictions`."""
+        if not self.url:
+            raise BackendUnavailable(f"model {self.name!r} version {self.version} has no url yet")
+        body: dict[str, Any] = {"instances": _jsonable(instances)}
+        if signature_name:
+            body["signature_name"] = signature_name
+        request = urllib.request.Request(
+            self.url,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return json.load(response)["predictions"]
+        except urllib.error.HTTPError as error:
+            message = _error_message(error)
+            if error.code == 400:
+                raise InvalidInput(f"instances: {message}") from None
+            raise BackendUnavailable(f"predict failed with HTTP {error.code}: {message}") from None
+        except OSError as error:
+            raise BackendUnavailable(f"cannot reach {self.url}: {error}") from None
+
+    def logs(self, tail: int = 100) -> list[str]:
+        return service().logs(self.name, self.version, tail)
+
+    def delete(self) -> None:
+        service().delete(self.name, self.version)
+
+    def curl(self) -> str:
+        """A copyable command that predicts with this serve."""
+        return f"curl -d '{{\"instances\": [...]}}' {self.url}"
+
+    def __repr__(self) -> str:
+        reason = f", reason={self.reason!r}" if self.reason else ""
+        return f"Serve({self.name!r}, {self.version}, state={self.state}{reason}, url={self.url!r})"
+
+    def _repr_html_(self) -> str:
+        colour = STATE_COLOURS.get(self.state, "#6c757d")
+        badge = (
+            f'<span style="background:{colour};color:#fff;border-radius:4px;padding:1px 6px">'
+            f"{html.escape(self.state)}</span>"
+        )
+        rows = [
+            ("model", f"{html.escape(self.name)} version {self.version}"),
+            ("state", badge),
+            ("url", f"<code>{html.escape(self.url or '')}</code>"),
+            ("curl", f"<code style='user-select:all'>{html.escape(self.curl())}</code>"),
+        ]
+        if self.reason:
+            rows.insert(2, ("reason", html.escape(self.reason)))
+        cells = "".join(
+            f"<tr><th style='text-align:left;padding-right:1em'>{k}</th><td>{v}</td></tr>"
+            for k, v in rows
+        )
+        return f"<table class='modelserve-serve'>{cells}</table>"
+
+
+STATE_COLOURS = {
+    "PENDING": "#6c757d",
+    "LOADING": "#0d6efd",
+    "AVAILABLE": "#198754",
+    "FAILED": "#dc3545",
+    "DELETING": "#fd7e14",
+}
+
+
+def _jsonable(instances: Any) -> Any:
+    tolist = getattr(instances, "tolist", None)
+    if callable(tolist):  # numpy arrays, and anything shaped like them
+        return tolist()
+    if isinstance(instances, list | tuple):
+        return [_jsonable(item) for item in instances]
+    if isinstance(instances, dict):
+        return {key: _jsonable(value) for key, value in instances.items()}
+    return instances
+
+
+def _error_message(error: urllib.error.HTTPError) -> str:
+    try:
+        return str(json.load(error).get("error", error.reason))
+    except (ValueError, AttributeError):
+        return str(error.reason)
+
+
+__all__ = ["ModelServeError", "Serve", "get", "register", "serve", "serves", "service"]
