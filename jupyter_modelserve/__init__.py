@@ -4,10 +4,26 @@ from typing import Any
 
 from ._version import __version__
 
-__all__ = ["__version__"]
+__all__ = ["ServePanel", "__version__", "load_ipython_extension"]
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     from .app import ModelServeApp
 
     return [{"module": "jupyter_modelserve.app", "app": ModelServeApp}]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext jupyter_modelserve` registers the `%serve` magic."""
+    from .magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def __getattr__(name: str) -> Any:
+    # ipywidgets (and the service) load only when the panel is asked for.
+    if name == "ServePanel":
+        from .widgets import ServePanel
+
+        return ServePanel
+    raise AttributeError(f"module 'jupyter_modelserve' has no attribute {name!r}")

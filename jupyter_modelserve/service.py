@@ -141,7 +141,7 @@ class ServeService:
         """Wait until AVAILABLE (returned), FAILED (raised) or `timeout` (current view)."""
         deadline = time.monotonic() + timeout
         view = self.get(name, version)
-        for _ in _backoff(deadline):
+        for _ in backoff(deadline):
             if view.state is ServeState.AVAILABLE:
                 return view
             if view.state is ServeState.FAILED:
@@ -287,7 +287,7 @@ class ServeService:
         with self._desired:
             self.backend.remove(spec)
         deadline = time.monotonic() + self.delete_timeout
-        for _ in _backoff(deadline):
+        for _ in backoff(deadline):
             if self.backend.status(spec).state is Observed.ABSENT:
                 return
         raise BackendUnavailable(
@@ -387,7 +387,7 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _backoff(deadline: float, first: float = 0.02, longest: float = 0.5) -> Iterator[None]:
+def backoff(deadline: float, first: float = 0.02, longest: float = 0.5) -> Iterator[None]:
     """Yield until `deadline`, pausing a little longer each time: polling with a deadline."""
     pause = first
     while time.monotonic() < deadline:

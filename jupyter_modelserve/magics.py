@@ -1,0 +1,209 @@
+"""The `%serve` magic: the shortest path from a trained model to a live endpoint.
+
+%load_ext jupyter_modelserve
+%serve register model --name churn      # a Keras model variable, a SavedModel folder or a URI
+s = %serve churn 1                      # waits until AVAILABLE, with progress
+%serve predict churn 1 [[0.1, 0.2, 0.3]]
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+
+from . import api
+from .errors import InvalidInput, ModelServeError
+from .schemas import ServeState, parse_positive_int
+from .service import backoff
+
+SUBCOMMANDS = ("delete", "list", "status", "logs", "register", "predict")
+SETTLED = (ServeState.AVAILABLE.value, ServeState.FAILED.value)
+
+
+class Logs(list[str]):
+    """Log lines that display as lines, not as a Python list."""
+
+    def __repr__(self) -> str:
+        return "\n".join(self) or "(no log lines)"
+
+
+@magics_class
+class ServeMagics(Magics):
+    @magic_arguments()
+    @argument(
+        "words",
+        nargs="*",
+        help="NAME VERSION | delete NAME VERSION | list | status NAME VERSION | "
+        "logs NAME VERSION | register SOURCE --name NAME | predict NAME VERSION DATA",
+    )
+    @argument("--no-wait", action="store_true", help="return at once instead of waiting")
+    @argument("--timeout", type=float, default=api.DEFAULT_TIMEOUT, help="seconds to wait")
+    @argument("--name", help="registered model name (register)")
+    @argument("--description", help="description of the new version (register)")
+    @argument("--tail", type=int, default=100, help="how many log lines (logs)")
+    @line_magic
+    def serve(self, line: str) -> Any:
+        """Serve registered TensorFlow models from this notebook.
+
+        %serve NAME VERSION [--no-wait] [--timeout S]
+            Serve a registered version and wait until it is AVAILABLE; returns a Serve
+            (url, state, predict(), logs(), delete()).
+        %serve delete NAME VERSION      stop serving it
+        %serve list                     every serve, with state and url
+        %serve status NAME VERSION      one serve
+        %serve logs NAME VERSION [--tail N]
+        %serve register SOURCE --name NAME [--description TEXT]
+            SOURCE: a Keras model variable, a SavedModel folder, or an s3:// / gs:// folder.
+        %serve predict NAME VERSION DATA
+            DATA: TF Serving's `instances`, as JSON or the name of a variable (numpy works).
+
+        Errors print one line saying what to do; the result is also returned, so
+        `s = %serve simple 1` works.
+        """
+        try:
+            # shlex, not parse_argstring: that keeps quotes ('a b' stays "'a b'").
+            args = self.serve.parser.parse_args(shlex.split(line))
+        except (UsageError, ValueError) as exc:  # bad options, unbalanced quotes: one line
+            return _fail(f"{exc}; see %serve?")
+        try:
+            return self._dispatch(args)
+        except ModelServeError as error:
+            return _fail(str(error))
+
+    def _dispatch(self, args: Any) -> Any:
+        words: list[str] = args.words
+        if not words:
+            raise InvalidInput("say what to serve: %serve NAME VERSION (see %serve?)")
+        command, rest = (words[0], words[1:]) if words[0] in SUBCOMMANDS else ("create", words)
+        if command == "list":
+            _expect(rest, 0, "%serve list")
+            return api.serves()
+        if command == "register":
+            _expect(rest, 1, "%serve register SOURCE --name NAME")
+            if not args.name:
+                raise InvalidInput("--name: say which model this is a version of")
+            return api.register(self._source(rest[0]), args.name, args.description)
+        if command == "predict":
+            if len(rest) < 3:
+                raise InvalidInput("usage: %serve predict NAME VERSION DATA")
+            name, version = rest[0], _version(rest[1])
+            data = self._data(" ".join(rest[2:]))
+            return api.get(name, version).predict(data)
+        _expect(rest, 2, f"%serve {'' if command == 'create' else command + ' '}NAME VERSION")
+        name, version = rest[0], _version(rest[1])
+        if command == "delete":
+            api.service().delete(name, version)
+            print(f"Stopped serving {name} version {version}")
+            return None
+        if command == "status":
+            return api.get(name, version)
+        if command == "logs":
+            return Logs(api.get(name, version).logs(args.tail))
+        return self._create(name, version, wait=not args.no_wait, timeout=args.timeout)
+
+    def _create(self, name: str, version: int, wait: bool, timeout: float) -> api.Serve:
+        served = api.serve(name, version, wait=False)
+        if not wait:
+            return served
+        progress = _Progress(f"{name} version {version}", timeout)
+        try:
+            for _ in backoff(time.monotonic() + timeout):
+                if served.state in SETTLED:
+                    break
+                progress.show(served.state, served.reason)
+                served.refresh()
+        finally:
+            progress.done(served.state)
+        if served.state == ServeState.FAILED.value:
+            raise ModelServeError(f"{name} version {version} FAILED: {served.reason}")
+        if served.state != ServeState.AVAILABLE.value:
+            raise ModelServeError(
+                f"{name} version {version} is still {served.state} after {timeout:.0f} s "
+                f"({served.reason or 'no detail'}); try %serve status {name} {version}"
+            )
+        return served
+
+    def _source(self, word: str) -> Any:
+        value = self.shell.user_ns.get(word) if self.shell is not None else None
+        return value if value is not None else word
+
+    def _data(self, text: str) -> Any:
+        if self.shell is not None and text in self.shell.user_ns:
+            return self.shell.user_ns[text]
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(
+                f"DATA: neither a variable nor JSON ({exc.msg}); e.g. [[1.0, 2.0]]"
+            ) from None
+
+
+class _Progress:
+    """A progress bar when widgets can render (a kernel with a frontend), else one text line."""
+
+    def __init__(self, label: str, timeout: float) -> None:
+        self.label = label
+        self.started = time.monotonic()
+        self.timeout = timeout
+        self._bar: Any = None
+        if _widgets_render():
+            import ipywidgets as widgets
+            from IPython.display import display
+
+            self._bar = widgets.FloatProgress(
+                min=0.0,
+                max=timeout,
+                description=f"Serving {label}",
+                style={"description_width": "initial"},
+            )
+            display(self._bar)
+
+    def show(self, state: str, reason: str | None) -> None:
+        elapsed = time.monotonic() - self.started
+        if self._bar is not None:
+            self._bar.value = min(elapsed, self.timeout)
+            self._bar.description = f"{self.label}: {state}"
+            return
+        detail = f" ({reason})" if reason else ""
+        sys.stdout.write(f"\rServing {self.label}: {state}{detail} [{elapsed:.0f}s]")
+        sys.stdout.flush()
+
+    def done(self, state: str) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        else:
+            sys.stdout.write(f"\rServing {self.label}: {state}\n")
+            sys.stdout.flush()
+
+
+def _widgets_render() -> bool:
+    """True inside a kernel (a frontend can show widgets), false on a terminal IPython."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _expect(words: list[str], count: int, usage: str) -> None:
+    if len(words) != count:
+        raise InvalidInput(f"usage: {usage}")
+
+
+def _version(word: str) -> int:
+    return parse_positive_int(word, "VERSION")
+
+
+def _fail(message: str) -> None:
+    print(f"%serve: {message}", file=sys.stderr)
+    return None
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    ipython.register_magics(ServeMagics)
