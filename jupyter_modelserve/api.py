@@ -23,7 +23,7 @@ from .errors import BackendUnavailable, InvalidInput, ModelServeError
 from .schemas import ModelVersionView, ServeState, ServeView
 from .service import ServeService
 
-DEFAULT_TIMEOUT = 120.0
+DEFAULT_TIMEOUT = 300.0  # as long as the service's load deadline: waiting less loses serves
 _service: ServeService | None = None
 _service_lock = threading.Lock()
 

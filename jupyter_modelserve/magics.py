@@ -67,6 +67,13 @@ class ServeMagics(Magics):
         Errors print one line saying what to do; the result is also returned, so
         `s = %serve simple 1` works.
         """
+        words = line.split(None, 3)
+        if len(words) == 4 and words[0] == "predict":
+            # DATA is JSON: shlex would eat its quotes and argparse its negative numbers.
+            try:
+                return self._predict(words[1], words[2], words[3])
+            except ModelServeError as error:
+                return _fail(str(error))
         try:
             # shlex, not parse_argstring: that keeps quotes ('a b' stays "'a b'").
             args = self.serve.parser.parse_args(shlex.split(line))
@@ -90,12 +97,8 @@ class ServeMagics(Magics):
             if not args.name:
                 raise InvalidInput("--name: say which model this is a version of")
             return api.register(self._source(rest[0]), args.name, args.description)
-        if command == "predict":
-            if len(rest) < 3:
-                raise InvalidInput("usage: %serve predict NAME VERSION DATA")
-            name, version = rest[0], _version(rest[1])
-            data = self._data(" ".join(rest[2:]))
-            return api.get(name, version).predict(data)
+        if command == "predict":  # with DATA it never gets here (see serve)
+            raise InvalidInput("usage: %serve predict NAME VERSION DATA")
         _expect(rest, 2, f"%serve {'' if command == 'create' else command + ' '}NAME VERSION")
         name, version = rest[0], _version(rest[1])
         if command == "delete":
@@ -107,6 +110,10 @@ class ServeMagics(Magics):
         if command == "logs":
             return Logs(api.get(name, version).logs(args.tail))
         return self._create(name, version, wait=not args.no_wait, timeout=args.timeout)
+
+    def _predict(self, name: str, version: str, data: str) -> Any:
+        instances = self._data(data.strip())
+        return api.get(name, _version(version)).predict(instances)
 
     def _create(self, name: str, version: int, wait: bool, timeout: float) -> api.Serve:
         served = api.serve(name, version, wait=False)
@@ -124,9 +131,10 @@ class ServeMagics(Magics):
         if served.state == ServeState.FAILED.value:
             raise ModelServeError(f"{name} version {version} FAILED: {served.reason}")
         if served.state != ServeState.AVAILABLE.value:
-            raise ModelServeError(
+            # Not an error yet: the serve goes on, so hand it back to keep watching it.
+            _fail(
                 f"{name} version {version} is still {served.state} after {timeout:.0f} s "
-                f"({served.reason or 'no detail'}); try %serve status {name} {version}"
+                f"({served.reason or 'no detail'}); s.wait() or %serve status {name} {version}"
             )
         return served
 
@@ -188,7 +196,13 @@ def _widgets_render() -> bool:
     from IPython import get_ipython
 
     shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return False
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:  # a kernel without the notebook extra: the text line will do
+        return False
+    return True
 
 
 def _expect(words: list[str], count: int, usage: str) -> None:

@@ -60,6 +60,9 @@ def test_register_serve_predict_logs_list_and_delete(
 
     # And every other form works on it
     assert serve(shell, "predict simple 1 [1.0, 2.0]") == [2.5, 3.0]
+    # JSON passes untouched: negative numbers, quotes, named inputs
+    assert serve(shell, "predict simple 1 [-2.0, 4.0]") == [1.0, 4.0]
+    assert serve(shell, 'predict simple 1 [{"x": 1.0}]') == [2.5]
     shell.user_ns["x"] = np.array([5.0, 0.0], dtype="float32")
     assert serve(shell, "predict simple 1 x") == [4.5, 2.0]
     assert served.predict(np.array([1.0])) == [2.5]
