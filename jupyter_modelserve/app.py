@@ -105,7 +105,3 @@ def _redact(url: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ModelServeApp.launch_instance(argv if argv is not None else sys.argv[1:])
-
-
-if __name__ == "__main__":
-    main()

@@ -34,6 +34,8 @@ from .schemas import (
 log = logging.getLogger(__name__)
 
 _IN_PROGRESS = (ServeState.PENDING, ServeState.LOADING)
+# How long a starting serve may miss objects before that counts as "they vanished".
+APPLY_GRACE_SECONDS = 30.0
 _OBSERVED_TO_STATE = {
     Observed.STARTING: ServeState.PENDING,
     Observed.LOADING: ServeState.LOADING,
@@ -98,7 +100,8 @@ class ServeService:
                 try:
                     self.backend.apply(spec)
                 except BaseException:
-                    if created:  # nothing half-done: no row without a deployment
+                    if created:  # nothing half-done: no row, and nothing of a deployment
+                        self._undo_apply(spec)
                         self.store.delete_serve(name, version)
                     raise
                 updated = self.store.update_serve(
@@ -126,7 +129,10 @@ class ServeService:
         return view
 
     def list_serves(self) -> list[ServeView]:
-        return self.reconcile()
+        """Every serve, each refreshed from the backend (no orphan sweep: that is reconcile's)."""
+        records = [r for r in self.store.list_serves() if r.backend == self.backend.name]
+        views = (self._refresh(record) for record in records)
+        return [view for view in views if view is not None]
 
     def logs(self, name: str, version: int, tail: int = 100) -> list[str]:
         """The backend's last `tail` log lines about a serve."""
@@ -150,13 +156,16 @@ class ServeService:
         return view
 
     def reconcile(self) -> list[ServeView]:
-        """Align rows and backend: re-apply what was lost, drop what nobody wants, refresh all."""
+        """Align rows and backend: drop what no row wants, then refresh every serve.
+
+        Run at start-up and periodically by the Jupyter server only; reads refresh without the
+        sweep, so busy readers (a panel, a kernel) never race another process's creates.
+        """
         with self._desired:
             records = [r for r in self.store.list_serves() if r.backend == self.backend.name]
             wanted = [_spec(r) for r in records if r.state is not ServeState.DELETING]
             self.backend.sync(wanted)
-        views = (self._refresh(record) for record in records)
-        return [view for view in views if view is not None]
+        return self.list_serves()
 
     # -- registry ----------------------------------------------------------------------------
 
@@ -282,6 +291,14 @@ class ServeService:
         if folder.is_relative_to(self.artifact_root):
             artifacts.remove_version(folder)
 
+    def _undo_apply(self, spec: ServeSpec) -> None:
+        try:
+            self.backend.remove(spec)
+        except Exception:  # the apply's own error is the one to report; sync cleans up later
+            log.warning(
+                "Could not clean up after a failed create of %s %s", spec.name, spec.version
+            )
+
     def _remove_and_confirm(self, spec: ServeSpec) -> None:
         """Remove a deployment and wait until the backend reports nothing left of it."""
         with self._desired:
@@ -313,7 +330,8 @@ class ServeService:
             return _view(record)
         state, reason = self._fold(record, observation)
         with self._desired:
-            if state is ServeState.PENDING and observation.state is Observed.ABSENT:
+            lost = state is ServeState.PENDING and observation.state is Observed.ABSENT
+            if lost and self.backend.restarts_lost_serves:
                 # The backend lost it (a crash, a manual edit): serve it again, unless a delete
                 # got there first.
                 latest = self.store.get_serve(record.model_name, record.model_version)
@@ -332,9 +350,18 @@ class ServeService:
         return _view(current) if current is not None else None
 
     def _fold(self, record: ServeRecord, observation: Observation) -> tuple[ServeState, str | None]:
-        if observation.state is Observed.ABSENT:
+        if observation.state in (Observed.ABSENT, Observed.PARTIAL):
             if record.state is ServeState.FAILED:
                 return record.state, record.reason
+            starting = (_now() - record.state_since).total_seconds() < APPLY_GRACE_SECONDS
+            if record.state in _IN_PROGRESS and starting:
+                # Another thread or process may be creating its objects right now: missing
+                # pieces of a serve this young are not news yet.
+                return ServeState.PENDING, "its objects are being created"
+            if observation.state is Observed.PARTIAL:
+                return ServeState.FAILED, (
+                    f"{observation.reason}; delete the serve and create it again"
+                )
             if not self.backend.restarts_lost_serves:
                 return ServeState.FAILED, (
                     f"it is gone from the {self.backend.name} backend ({observation.reason}); "
@@ -347,6 +374,10 @@ class ServeService:
         else:
             state = _OBSERVED_TO_STATE[observation.state]
             reason = None if state is ServeState.AVAILABLE else observation.reason
+        if record.state is ServeState.FAILED and state in _IN_PROGRESS:
+            # FAILED is final until a retry (POST again): a backend still trying does not make
+            # it LOADING again, or waiters would see FAILED, then LOADING, then FAILED...
+            return record.state, record.reason
         if state in _IN_PROGRESS:
             waited = (_now() - record.state_since).total_seconds()
             if record.state in _IN_PROGRESS and waited > self.load_timeout:

@@ -15,6 +15,9 @@ from typing import Any
 import requests
 
 TOKEN = "test-token"
+# What the `jupyter-modelserve` script runs, with this very Python (`-m ...app` would load the
+# module twice, as __main__ and as jupyter_modelserve.app).
+_LAUNCH = "import sys; from jupyter_modelserve.app import main; main(sys.argv[1:])"
 
 
 def free_port() -> int:
@@ -46,7 +49,7 @@ class JupyterProcess:
         self.port = free_port()
         log = self.root / f"jupyter-{self.port}.log"
         command = [
-            sys.executable, "-m", "jupyter_modelserve.app", f"--port={self.port}",
+            sys.executable, "-c", _LAUNCH, f"--port={self.port}",
             f"--IdentityProvider.token={TOKEN}", "--ServerApp.port_retries=0", *extra_args,
         ]  # fmt: skip
         with open(log, "wb") as output:
@@ -89,7 +92,7 @@ class JupyterProcess:
     def command(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run `jupyter modelserve ARGS` against the same Jupyter folders."""
         return subprocess.run(
-            [sys.executable, "-m", "jupyter_modelserve.app", *args],
+            [sys.executable, "-c", _LAUNCH, *args],
             env=self.env, check=False, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
 

@@ -93,8 +93,7 @@ async def test_create_becomes_available_and_delete_leaves_nothing(
     serve = envelope["result"]
     assert serve["backend"] == "kubernetes"
     assert serve["url"] == (
-        f"http://ms-simple-v1.{kube_namespace}.svc.cluster.local:8501"
-        "/v1/models/simple/versions/1:predict"
+        f"http://ms-simple-v1.{kube_namespace}.svc:8501/v1/models/simple/versions/1:predict"
     )
 
     # Then its objects exist as designed
@@ -144,9 +143,8 @@ async def _available(api: Api) -> Any:
             Outcome("crash_loop", message="Failed to start server: no such model path"),
             ["CrashLoopBackOff", "exit code 1", "Failed to start server: no such model path"],
         ),
-        (Outcome("unschedulable"), ["Unschedulable"]),
     ],
-    ids=["image-pull", "crash-loop", "unschedulable"],
+    ids=["image-pull", "crash-loop"],
 )
 async def test_failures_end_failed_with_the_reason(
     api: Api,
@@ -251,7 +249,9 @@ async def test_reconcile_removes_orphans_and_reports_vanished_serves(
         "ms-simple-v1", kube_namespace, propagation_policy="Foreground"
     )
 
-    # When the service reconciles (as at start-up and periodically)
+    # When the service reconciles (as at start-up and periodically), past the orphan grace
+    service.backend.orphan_grace_seconds = 0  # type: ignore[attr-defined]
+
     def deployments() -> list[str]:
         return [d.metadata.name for d in apps.list_namespaced_deployment(kube_namespace).items]
 
@@ -304,3 +304,20 @@ async def test_a_deployment_past_its_progress_deadline_is_failed(
     serve = await eventually(failed, timeout=60, what="ProgressDeadlineExceeded")
     assert serve["reason"].startswith("ProgressDeadlineExceeded: ")
     assert "ms-simple-v1" in serve["reason"]
+
+
+async def test_an_unschedulable_pod_is_reported_while_it_waits(
+    api: Api, simple_registered: dict[str, Any], kubelet: StandInKubelet
+) -> None:
+    # An autoscaler may still add a node: the scheduler's message shows, but it is no failure
+    kubelet.policy = Outcome("unschedulable")
+    code, _ = await api("POST", "/api/v1/serve", SEED_BODY)
+    assert code == 200
+
+    async def reported() -> Any:
+        serve = await _state(api)
+        return serve if serve and "Unschedulable" in (serve["reason"] or "") else None
+
+    serve = await eventually(reported, timeout=60, what="the scheduler's reason")
+    assert serve["state"] == "PENDING"
+    assert serve["reason"].startswith("Unschedulable: Pod ms-simple-v1-")

@@ -35,7 +35,9 @@ def kube_jupyter(
         tmp_path,
         {
             "ModelServeApp": {"backend": "kubernetes"},
-            "KubernetesBackend": _kube_config(kube_cluster.kubeconfig, kube_namespace),
+            "KubernetesBackend": _kube_config(
+                kube_cluster.kubeconfig, kube_namespace, orphan_grace_seconds=0
+            ),
         },
     )
     yield server
@@ -116,3 +118,7 @@ async def test_no_serve_stays_loading_past_the_deadline(
 
     serve = await eventually(failed, timeout=30, what="the deadline to pass")
     assert serve["reason"].startswith("not AVAILABLE after 3 s; last seen: ")
+    # And it stays FAILED although the cluster is still trying: waiters saw the verdict
+    for _ in range(3):
+        _, again = await api("GET", "/api/v1/serve/simple/1")
+        assert (again["result"]["state"], again["result"]["reason"]) == ("FAILED", serve["reason"])

@@ -99,7 +99,7 @@ def test_names_are_dns_safe_and_distinct(name: str, version: int) -> None:
 def test_the_in_cluster_url_without_an_ingress() -> None:
     settings = ClusterSettings(namespace="serving", model_volume="models", artifact_root=ROOT)
     assert manifests.predict_url(LOCAL, settings) == (
-        "http://ms-simple-v3.serving.svc.cluster.local:8501/v1/models/simple/versions/3:predict"
+        "http://ms-simple-v3.serving.svc:8501/v1/models/simple/versions/3:predict"
     )
     assert manifests.ingress(LOCAL, settings) is None
 

@@ -32,6 +32,7 @@ class Observed(enum.Enum):
     LOADING = "LOADING"
     AVAILABLE = "AVAILABLE"
     FAILED = "FAILED"
+    PARTIAL = "PARTIAL"  # some of its objects exist, not all: being created, or half deleted
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,7 +24,8 @@ from .base import Observation, Observed, ServeSpec
 from .kubestatus import observe
 
 T = TypeVar("T")
-REQUEST_TIMEOUT = 15  # seconds per API call: an unreachable cluster is an error, not a hang
+# (connect, read) seconds per API call: a cluster that does not answer is an error, not a hang.
+REQUEST_TIMEOUT = (3, 15)
 CONTAINER = "tensorflow-serving"
 KINDS = ("ConfigMap", "Deployment", "Service", "Ingress")
 
@@ -68,6 +70,12 @@ class KubernetesBackend(LoggingConfigurable):
         config=True,
         help="Value of the modelserve/instance label; give each Jupyter server sharing a "
         "namespace its own, so one never removes the other's serves as orphans.",
+    )
+    orphan_grace_seconds = Int(
+        120,
+        config=True,
+        help="Labelled objects younger than this are never removed as orphans: another process "
+        "(a kernel, a second Jupyter server) may have made them after this one read its rows.",
     )
     progress_deadline_seconds = Int(
         600, config=True, help="Deployment progressDeadlineSeconds: then the serve is FAILED."
@@ -125,8 +133,13 @@ class KubernetesBackend(LoggingConfigurable):
 
     def remove(self, spec: ServeSpec) -> None:
         name = manifests.object_name(spec)
+        ours = manifests.labels(spec, self.settings)
         for kind in KINDS:
-            self._call(f"delete {kind}", self._delete, kind, name, allow=(404,))
+            existing = self._read(kind, name)
+            labels = (existing.metadata.labels or {}) if existing is not None else {}
+            # Only what this serve made: a same-named object of somebody else's stays.
+            if existing is not None and all(labels.get(k) == ours[k] for k in manifests.OWNER_KEYS):
+                self._call(f"delete {kind}", self._delete, kind, name, allow=(404,))
 
     def status(self, spec: ServeSpec) -> Observation:
         name = manifests.object_name(spec)
@@ -138,7 +151,7 @@ class KubernetesBackend(LoggingConfigurable):
             if not left:
                 return Observation(Observed.ABSENT, f"no objects named {name} in {self.namespace}")
             return Observation(
-                Observed.FAILED,
+                Observed.PARTIAL,
                 f"Deployment {name} is missing from namespace {self.namespace} (deleted outside "
                 f"jupyter_modelserve?); left behind: {', '.join(left)}",
             )
@@ -147,10 +160,14 @@ class KubernetesBackend(LoggingConfigurable):
     def sync(self, specs: Sequence[ServeSpec]) -> None:
         wanted = {(manifests.label_value(s.name), str(s.version)) for s in specs}
         selector = manifests.owner_selector(self.settings)
+        young = datetime.now(timezone.utc) - timedelta(seconds=self.orphan_grace_seconds)
         for kind in KINDS:
             for obj in self._call(f"list {kind}s", self._list, kind, selector):
                 labels = obj.metadata.labels or {}
                 key = (labels.get(manifests.LABEL_NAME), labels.get(manifests.LABEL_VERSION))
+                created = obj.metadata.creation_timestamp
+                if created is not None and created > young:
+                    continue
                 if key not in wanted and obj.metadata.deletion_timestamp is None:
                     self.log.info("Removing orphaned %s %s", kind, obj.metadata.name)
                     self._call(
@@ -263,6 +280,11 @@ class KubernetesBackend(LoggingConfigurable):
     def _refuse_foreign(self, existing: Any, desired: dict[str, Any], spec: ServeSpec) -> None:
         if existing is None:
             return
+        if existing.metadata.deletion_timestamp is not None:  # adopting it would fail soon
+            raise BackendUnavailable(
+                f"the {desired['kind']} {desired['metadata']['name']} of a previous serve is "
+                f"still being deleted in namespace {self.namespace}; try again in a moment"
+            )
         labels = existing.metadata.labels or {}
         ours = manifests.labels(spec, self.settings)
         if any(labels.get(key) != ours[key] for key in manifests.OWNER_KEYS):
@@ -291,7 +313,7 @@ class KubernetesBackend(LoggingConfigurable):
                 return None  # type: ignore[return-value]
             if exc.status == 409:
                 raise Conflict(f"Kubernetes refused to {what}: {_reason(exc)}") from None
-            if exc.status == 422:
+            if exc.status in (400, 422):
                 raise InvalidInput(f"Kubernetes rejected {what}: {_reason(exc)}") from None
             if exc.status in (401, 403):
                 raise BackendUnavailable(
@@ -335,7 +357,7 @@ def _connect(kubeconfig: str) -> Any:
             f"no usable Kubernetes configuration (kubeconfig {path!r} not found and not running "
             f"in a cluster): {exc}; set c.KubernetesBackend.kubeconfig"
         ) from None
-    configuration.retries = 1  # fail fast: the service retries on its own schedule
+    configuration.retries = 0  # fail fast: the service retries on its own schedule
     return client.ApiClient(configuration)
 
 

@@ -149,7 +149,8 @@ def predict_url(spec: ServeSpec, settings: ClusterSettings) -> str:
 
 def cluster_endpoint(spec: ServeSpec, settings: ClusterSettings) -> str:
     """The Service's in-cluster address (what the Jupyter server's proxy talks to)."""
-    return f"http://{object_name(spec)}.{settings.namespace}.svc.cluster.local:{REST_PORT}"
+    # `.svc` without the cluster domain resolves on every cluster, whatever its domain is.
+    return f"http://{object_name(spec)}.{settings.namespace}.svc:{REST_PORT}"
 
 
 def config_map(spec: ServeSpec, settings: ClusterSettings) -> dict[str, Any]:

@@ -49,7 +49,7 @@ def envelope(code: int, message: str, result: Any) -> dict[str, Any]:
 
 
 @functools.cache
-def _long_calls() -> CapacityLimiter:
+def _modelserve_threads() -> CapacityLimiter:
     return CapacityLimiter(64)
 
 
@@ -64,16 +64,12 @@ class ModelServeHandler(ExtensionHandlerMixin, APIHandler):
         return service
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
-        """Run blocking service work (database, subprocess, cluster) off the event loop."""
-        return await to_thread.run_sync(function, *args)
+        """Run blocking service work (database, subprocess, cluster) off the event loop.
 
-    async def run_long(self, function: Callable[..., T], *args: Any) -> T:
-        """Like `run`, for calls that wait on the backend (?wait, DELETE) for many seconds.
-
-        They get threads of their own, so many waiting clients cannot starve the shared pool
-        that the rest of the Jupyter server (file saves, ...) runs on.
+        On threads of our own: calls that wait on a backend (?wait, DELETE, a slow cluster)
+        can then never starve the shared pool the rest of the Jupyter server runs on.
         """
-        return await to_thread.run_sync(function, *args, limiter=_long_calls())
+        return await to_thread.run_sync(function, *args, limiter=_modelserve_threads())
 
     def json_body(self, expected: str) -> Any:
         return parse_json_body(self.request.body, expected)

@@ -20,9 +20,9 @@ class ServeHandler(ModelServeHandler):
         request = parse_request(ServeRequest, self.json_body(SERVE_BODY))
         wait = self._wait_seconds()
         # create can wait too: retrying a FAILED serve first takes its old deployment down.
-        view = await self.run_long(self.service.create, request.model_name, request.model_version)
+        view = await self.run(self.service.create, request.model_name, request.model_version)
         if wait:
-            view = await self.run_long(
+            view = await self.run(
                 self.service.wait, request.model_name, request.model_version, wait
             )
         self.answer(_create_message(view), self.serve_json(view))
@@ -31,7 +31,7 @@ class ServeHandler(ModelServeHandler):
     @authorized
     async def delete(self) -> None:
         request = parse_request(ServeRequest, self.json_body(SERVE_BODY))
-        await self.run_long(self.service.delete, request.model_name, request.model_version)
+        await self.run(self.service.delete, request.model_name, request.model_version)
         self.answer("Delete the model serve instance")
 
     @web.authenticated
