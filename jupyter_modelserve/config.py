@@ -23,7 +23,8 @@ BACKENDS = {
     "local": "jupyter_modelserve.backends.local.LocalBackend",
     "kubernetes": "jupyter_modelserve.backends.kubernetes.KubernetesBackend",
 }
-CONFIG_FILE_NAME = "jupyter_server_config"
+# The files a Jupyter server reads its own settings from, lowest precedence first.
+CONFIG_FILE_NAMES = ("jupyter_config", "jupyter_server_config")
 
 
 class ModelServeSettings(LoggingConfigurable):
@@ -91,10 +92,11 @@ def load_settings(extra: Config | None = None, **overrides: Any) -> ModelServeSe
     """
     config = Config()
     for folder in reversed(jupyter_config_path()):  # later folders take precedence
-        for loader_class, suffix in ((JSONFileConfigLoader, ".json"), (PyFileConfigLoader, ".py")):
-            path = Path(folder) / f"{CONFIG_FILE_NAME}{suffix}"
-            if path.is_file():
-                config.merge(loader_class(path.name, path=str(path.parent)).load_config())
+        for name in CONFIG_FILE_NAMES:
+            for loader, suffix in ((JSONFileConfigLoader, ".json"), (PyFileConfigLoader, ".py")):
+                path = Path(folder) / f"{name}{suffix}"
+                if path.is_file():
+                    config.merge(loader(path.name, path=str(path.parent)).load_config())
     if extra is not None:
         config.merge(extra)
     # The server reads `c.ModelServeApp`; here the same values configure the plain settings.
