@@ -13,10 +13,8 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -31,8 +29,8 @@ from ..errors import BackendUnavailable, Conflict, InvalidInput
 from ..modelserver.config import ModelConfig, VersionPolicy, parse_model_config_list
 from ..modelserver.config import render_model_config_list as render_config
 from .base import Observation, Observed, ServeSpec
+from .process import HOST, free_port, is_our_server, port_in_use, terminate
 
-HOST = "127.0.0.1"
 BUILTIN = "builtin"
 # tensorflow_model_server re-reads its config at most once a second; the built-in server also
 # reloads at once on SIGHUP.
@@ -187,7 +185,7 @@ class LocalBackend(LoggingConfigurable):
             info = self._running_info()
             if info is not None:
                 pid = int(info["pid"])
-                _terminate(pid, timeout)
+                terminate(pid, timeout)
             for child in self._children:
                 child.poll()
             # server.json stays: a restart reuses its port, so served urls stay valid.
@@ -199,15 +197,15 @@ class LocalBackend(LoggingConfigurable):
             return None
         for child in self._children:
             child.poll()
-        return info if _is_our_server(int(info["pid"]), self.config_file) else None
+        return info if is_our_server(int(info["pid"]), self.config_file) else None
 
     def _ensure_running(self) -> tuple[dict[str, Any], bool]:
         """The running server's info, starting one if needed; and whether it was just started."""
         info = self._running_info()
         if info is not None:
             return info, False
-        port = self.rest_api_port or self._previous_port() or _free_port()
-        if _port_in_use(port):
+        port = self.rest_api_port or self._previous_port() or free_port()
+        if port_in_use(port):
             raise BackendUnavailable(
                 f"port {port} on {HOST} is in use by another program, so the model server cannot "
                 "start; set c.LocalBackend.rest_api_port to a free port (or 0 to pick one)"
@@ -223,7 +221,7 @@ class LocalBackend(LoggingConfigurable):
         nohup = shutil.which("nohup")
         command = [nohup, *command] if nohup else command
         command += [
-            f"--port={_free_port()}",
+            f"--port={free_port()}",
             f"--rest_api_port={port}",
             f"--model_config_file={self.config_file}",
             f"--model_config_file_poll_wait_seconds={CONFIG_POLL_SECONDS}",
@@ -260,7 +258,7 @@ class LocalBackend(LoggingConfigurable):
     def _previous_port(self) -> int | None:
         """With a free port asked for, restart on the last one, so served urls stay valid."""
         port = self._last_port()
-        return None if port is None or _port_in_use(port) else port
+        return None if port is None or port_in_use(port) else port
 
     def _last_log_line(self) -> str:
         try:
@@ -376,58 +374,3 @@ def _observation_from_status(body: dict[str, Any], spec: ServeSpec) -> Observati
             return Observation(Observed.FAILED, error.get("error_message") or error["error_code"])
         return Observation(Observed.STARTING, f"model server reports {state}")
     return Observation(Observed.STARTING, "waiting for the model server to load it")
-
-
-def _is_our_server(pid: int, config_file: Path) -> bool:
-    """Alive, not a zombie, and started with our config file (guards against pid reuse)."""
-    proc = Path(f"/proc/{pid}")
-    if proc.is_dir():
-        try:
-            if proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                return False
-            return str(config_file) in proc.joinpath("cmdline").read_bytes().decode(errors="ignore")
-        except (OSError, IndexError):
-            return False
-    try:  # no /proc (macOS): fall back to "a process with that pid exists"
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
-def _terminate(pid: int, timeout: float) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _pid_alive(pid):
-            return
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((HOST, port)) == 0
