@@ -10,9 +10,10 @@ from tornado.ioloop import PeriodicCallback
 from traitlets import Bool
 
 from ._version import __version__
-from .cli import DEMO_MODEL, RegisterApp, StopServerApp, ensure_demo_model
+from .cli import RegisterApp, StopServerApp
 from .config import ModelServeSettings
 from .handlers import ROUTES
+from .registration import DEMO_MODEL
 from .service import ServeService
 
 DEFAULT_PORT = 32080  # the port of Submarine's examples
@@ -61,7 +62,9 @@ class ModelServeApp(ModelServeSettings, ExtensionApp):
     def initialize_settings(self) -> None:
         self.service = self.build_service()
         if self.demo:
-            ensure_demo_model(self.service, self.log)
+            demo = self.service.ensure_demo_model()
+            if demo is not None:
+                self.log.info("Registered the demo model %s version %s", demo.name, demo.version)
         self.settings["modelserve_service"] = self.service
         self.log.info(
             "jupyter_modelserve: registry %s, backend %s, artifacts in %s",

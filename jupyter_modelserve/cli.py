@@ -1,21 +1,15 @@
-"""`jupyter modelserve` subcommands, and the demo model of `jupyter modelserve --demo`."""
+"""`jupyter modelserve` subcommands: register a model, stop the local model server."""
 
 from __future__ import annotations
 
-import logging
-import subprocess
 import sys
-from pathlib import Path
 
 from jupyter_core.application import JupyterApp
 from traitlets import Unicode
 
 from ._version import __version__
 from .config import load_settings
-from .errors import ModelServeError, NotFound
-from .service import ServeService
-
-DEMO_MODEL = "simple"
+from .errors import ModelServeError
 
 
 class RegisterApp(JupyterApp):
@@ -65,23 +59,3 @@ class StopServerApp(JupyterApp):
             return
         stop()
         print("Stopped the local model server")
-
-
-def ensure_demo_model(service: ServeService, log: logging.Logger) -> None:
-    """Register half_plus_two as `simple` version 1 when it is missing, building it once."""
-    try:
-        service.store.get_model_version(DEMO_MODEL, 1)
-        return
-    except NotFound:
-        pass
-    folder = Path(service.artifact_root).parent / "demo" / "half_plus_two" / "1"
-    if not (folder / "saved_model.pb").is_file():
-        log.info("Building the demo model half_plus_two in %s", folder)
-        # A child process, so the Jupyter server never imports TensorFlow itself.
-        subprocess.run(
-            [sys.executable, "-m", "jupyter_modelserve.demo", str(folder)],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-    version = service.register_saved_model(folder, DEMO_MODEL, "half_plus_two: y = 0.5 * x + 2")
-    log.info("Registered the demo model %s version %s", DEMO_MODEL, version.version)

@@ -7,14 +7,18 @@ the serve rules to keep each module readable in one sitting.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidInput
+from .errors import InvalidInput, NotFound
 from .registry import artifacts
 from .registry.store import RegistryStore
 from .schemas import REMOTE_SCHEMES, ModelVersionView, RegisteredModelView
+
+DEMO_MODEL = "simple"
 
 
 class RegistryRules:
@@ -143,3 +147,20 @@ class RegistryRules:
         # Only what we copied is ours to delete; a source elsewhere belongs to the user.
         if folder.is_relative_to(self.artifact_root):
             artifacts.remove_version(folder)
+
+    def ensure_demo_model(self) -> ModelVersionView | None:
+        """Register half_plus_two as `simple` version 1 when missing (built once); None if there."""
+        try:
+            self.store.get_model_version(DEMO_MODEL, 1)
+            return None
+        except NotFound:
+            pass
+        folder = self.artifact_root.parent / "demo" / "half_plus_two" / "1"
+        if not (folder / "saved_model.pb").is_file():
+            # A child process, so the Jupyter server never imports TensorFlow itself.
+            subprocess.run(
+                [sys.executable, "-m", "jupyter_modelserve.demo", str(folder)],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+        return self.register_saved_model(folder, DEMO_MODEL, "half_plus_two: y = 0.5 * x + 2")
