@@ -19,12 +19,10 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from . import api
-from .errors import InvalidInput, ModelServeError
-from .schemas import ServeState, parse_positive_int
-from .service import backoff
+from .errors import InvalidInput, ModelServeError, ServeFailed
+from .schemas import ServeState, ServeView, parse_positive_int
 
 SUBCOMMANDS = ("delete", "list", "status", "logs", "register", "predict")
-SETTLED = (ServeState.AVAILABLE.value, ServeState.FAILED.value)
 
 
 class Logs(list[str]):
@@ -121,11 +119,9 @@ class ServeMagics(Magics):
             return served
         progress = _Progress(f"{name} version {version}", timeout)
         try:
-            for _ in backoff(time.monotonic() + timeout):
-                if served.state in SETTLED:
-                    break
-                progress.show(served.state, served.reason)
-                served.refresh()
+            served = api.Serve(api.service().wait(name, version, timeout, progress.show))
+        except ServeFailed:
+            served.refresh()  # for its reason
         finally:
             progress.done(served.state)
         if served.state == ServeState.FAILED.value:
@@ -173,7 +169,8 @@ class _Progress:
             )
             display(self._bar)
 
-    def show(self, state: str, reason: str | None) -> None:
+    def show(self, view: ServeView) -> None:
+        state, reason = view.state.value, view.reason
         elapsed = time.monotonic() - self.started
         if self._bar is not None:
             self._bar.value = min(elapsed, self.timeout)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -138,8 +138,17 @@ class ServeService(RegistryRules):
         spec = _spec(self._record(name, version))
         return self.backend.endpoint(spec), spec.servable_version
 
-    def wait(self, name: str, version: int, timeout: float) -> ServeView:
-        """Wait until AVAILABLE (returned), FAILED (raised) or `timeout` (current view)."""
+    def wait(
+        self,
+        name: str,
+        version: int,
+        timeout: float,
+        on_progress: Callable[[ServeView], None] | None = None,
+    ) -> ServeView:
+        """Wait until AVAILABLE (returned), FAILED (raised) or `timeout` (current view).
+
+        `on_progress` sees every view that is not settled yet (the magic's progress bar).
+        """
         deadline = time.monotonic() + timeout
         view = self.get(name, version)
         for _ in backoff(deadline):
@@ -147,6 +156,8 @@ class ServeService(RegistryRules):
                 return view
             if view.state is ServeState.FAILED:
                 raise ServeFailed(f"model {name!r} version {version} FAILED: {view.reason}")
+            if on_progress is not None:
+                on_progress(view)
             view = self.get(name, version)
         return view
 
