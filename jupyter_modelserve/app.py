@@ -86,10 +86,14 @@ class ModelServeApp(ModelServeSettings, ExtensionApp):
     async def _reconcile(self) -> None:
         from anyio import to_thread
 
+        from .handlers.base import modelserve_threads
+
         if self.service is None:
             return
         try:
-            await to_thread.run_sync(self.service.reconcile)
+            # On the extension's threads, like every handler: a slow cluster never holds up
+            # the pool the rest of the Jupyter server shares.
+            await to_thread.run_sync(self.service.reconcile, limiter=modelserve_threads())
         except Exception:  # a reconcile must never take the server down; the next one retries
             self.log.exception("jupyter_modelserve: reconcile failed")
 

@@ -49,7 +49,7 @@ def envelope(code: int, message: str, result: Any) -> dict[str, Any]:
 
 
 @functools.cache
-def _modelserve_threads() -> CapacityLimiter:
+def modelserve_threads() -> CapacityLimiter:
     return CapacityLimiter(64)
 
 
@@ -69,7 +69,7 @@ class ModelServeHandler(ExtensionHandlerMixin, APIHandler):
         On threads of our own: calls that wait on a backend (?wait, DELETE, a slow cluster)
         can then never starve the shared pool the rest of the Jupyter server runs on.
         """
-        return await to_thread.run_sync(function, *args, limiter=_modelserve_threads())
+        return await to_thread.run_sync(function, *args, limiter=modelserve_threads())
 
     def json_body(self, expected: str) -> Any:
         return parse_json_body(self.request.body, expected)
