@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from anyio import CapacityLimiter
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import PeriodicCallback
 from traitlets import Bool
@@ -45,6 +46,7 @@ class ModelServeApp(ModelServeSettings, ExtensionApp):
     }
 
     service: ServeService | None = None
+    threads: CapacityLimiter
     _reconciler: PeriodicCallback | None = None
 
     @classmethod
@@ -60,12 +62,16 @@ class ModelServeApp(ModelServeSettings, ExtensionApp):
         return serverapp
 
     def initialize_settings(self) -> None:
+        # The extension's own threads for blocking work, one set per app instance: a slow
+        # cluster or a long ?wait never starves the pool the rest of the Jupyter server shares.
+        self.threads = CapacityLimiter(64)
         self.service = self.build_service()
         if self.demo:
             demo = self.service.ensure_demo_model()
             if demo is not None:
                 self.log.info("Registered the demo model %s version %s", demo.name, demo.version)
         self.settings["modelserve_service"] = self.service
+        self.settings["modelserve_threads"] = self.threads
         self.log.info(
             "jupyter_modelserve: registry %s, backend %s, artifacts in %s",
             _redact(self.resolved_db_url()),
@@ -86,14 +92,12 @@ class ModelServeApp(ModelServeSettings, ExtensionApp):
     async def _reconcile(self) -> None:
         from anyio import to_thread
 
-        from .handlers.base import modelserve_threads
-
         if self.service is None:
             return
         try:
             # On the extension's threads, like every handler: a slow cluster never holds up
             # the pool the rest of the Jupyter server shares.
-            await to_thread.run_sync(self.service.reconcile, limiter=modelserve_threads())
+            await to_thread.run_sync(self.service.reconcile, limiter=self.threads)
         except Exception:  # a reconcile must never take the server down; the next one retries
             self.log.exception("jupyter_modelserve: reconcile failed")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jupyter_core.paths import jupyter_config_path, jupyter_data_dir
-from traitlets import Float, Unicode
+from traitlets import Float, Int, Unicode
 from traitlets.config import Config, LoggingConfigurable
 from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
 from traitlets.utils.importstring import import_item
@@ -49,6 +49,24 @@ class ModelServeSettings(LoggingConfigurable):
         300.0,
         config=True,
         help="Seconds a serve may stay PENDING or LOADING before it is marked FAILED.",
+    )
+    max_artifact_bytes = Int(
+        4 * 1024**3,
+        config=True,
+        help="Largest model artifact (the sum of a SavedModel folder's files) that registration "
+        "copies; a larger one is refused with 413 before it fills the disk.",
+    )
+    max_request_bytes = Int(
+        64 * 1024,
+        config=True,
+        help="Largest body the control API (/api/v1/serve, the registry routes) accepts; larger "
+        "bodies get 413 before they are read whole.",
+    )
+    max_predict_bytes = Int(
+        64 * 1024**2,
+        config=True,
+        help="Largest predict body the proxy (/modelserve/v1/models/...) forwards; larger ones get "
+        "413 in TF Serving's {\"error\": ...} form.",
     )
     reconcile_interval = Float(
         30.0,

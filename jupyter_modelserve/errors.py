@@ -48,3 +48,26 @@ class ServeFailed(ModelServeError):
     """A serve reached FAILED while the caller waited for it; the message carries the reason."""
 
     status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+class PayloadTooLarge(ModelServeError):
+    """A request body or a model artifact is larger than this server accepts; names the limit."""
+
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+class RegistryUnavailable(ModelServeError):
+    """The registry database cannot be used right now (locked, read-only, unreachable).
+
+    A fault on our side, never the client's: a 503 whose message says what is wrong, without
+    the SQL or its parameters.
+    """
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class ServerFault(ModelServeError):
+    """Something on the server's side failed (an unwritable folder, a broken install): a 500
+    whose message says what, so an operator can fix it."""
+
+    status = HTTPStatus.INTERNAL_SERVER_ERROR

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, TypeVar
@@ -48,11 +47,6 @@ def envelope(code: int, message: str, result: Any) -> dict[str, Any]:
     }
 
 
-@functools.cache
-def modelserve_threads() -> CapacityLimiter:
-    return CapacityLimiter(64)
-
-
 class ModelServeHandler(ExtensionHandlerMixin, APIHandler):
     """Base of every route: thin, it parses, calls the service in a thread, and answers."""
 
@@ -69,7 +63,8 @@ class ModelServeHandler(ExtensionHandlerMixin, APIHandler):
         On threads of our own: calls that wait on a backend (?wait, DELETE, a slow cluster)
         can then never starve the shared pool the rest of the Jupyter server runs on.
         """
-        return await to_thread.run_sync(function, *args, limiter=modelserve_threads())
+        limiter: CapacityLimiter = self.settings["modelserve_threads"]
+        return await to_thread.run_sync(function, *args, limiter=limiter)
 
     def json_body(self, expected: str) -> Any:
         return parse_json_body(self.request.body, expected)
