@@ -94,6 +94,19 @@ class RegistryStore:
             session.execute(delete(orm.RegisteredModel).where(orm.RegisteredModel.name == name))
             return versions
 
+    def delete_registered_model_if_empty(self, name: str) -> None:
+        """Undo a registration's implicit model creation: drop `name` if it has no versions."""
+        with self._session() as session:
+            has_versions = session.scalar(
+                select(func.count()).select_from(orm.ModelVersion).where(
+                    orm.ModelVersion.name == name
+                )
+            )
+            if not has_versions:
+                session.execute(
+                    delete(orm.RegisteredModel).where(orm.RegisteredModel.name == name)
+                )
+
     def add_registered_model_tag(self, name: str, tag: str) -> None:
         with self._session() as session:
             self._model(session, name)
