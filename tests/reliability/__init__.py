@@ -1,0 +1,1 @@
+"""Reliability suite: concurrency, crashes, hostile input, two users, PostgreSQL (issue 7)."""
