@@ -139,3 +139,19 @@ class Serve(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # When the current state began: the load deadline counts from here.
     state_since: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Lease(Base):
+    """Who holds a role shared by every process on one registry (the reconciler), and until when.
+
+    A holder renews `expires_at` while it lives; another process takes the role over once the
+    lease has lapsed. `requested_at` lets a process that is not the holder ask for a reconcile
+    now (it saw a crashed model server, say).
+    """
+
+    __tablename__ = "lease"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(256))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

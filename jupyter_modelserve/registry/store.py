@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import getpass
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, delete, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, Select, and_, delete, func, or_, select, update
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, InvalidInput, NotFound, RegistryUnavailable
 from ..schemas import ModelVersionView, RegisteredModelView, ServeState
 from . import orm
-from .database import create_registry_engine, migrate
+from .database import create_registry_engine, describe_database_error, migrate, redacted
 
+SelectT = TypeVar("SelectT", bound=Select[Any])
 # Two writers may pick the same "max + 1"; the primary key rejects one, which then tries again.
 _VERSION_ALLOCATION_ATTEMPTS = 20
 
@@ -52,8 +54,24 @@ class RegistryStore:
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
-            yield session
+        """One transaction; database faults leave here as our errors, never as raw SQL.
+
+        IntegrityError passes through for the caller, who knows what a clash means there.
+        """
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except IntegrityError:
+            raise
+        except DataError as error:
+            raise InvalidInput(
+                f"a value does not fit the registry: {describe_database_error(error)}"
+            ) from None
+        except SQLAlchemyError as error:
+            raise RegistryUnavailable(
+                f"the registry database {redacted(self.db_url)} cannot be used: "
+                f"{describe_database_error(error)}"
+            ) from None
 
     # -- registered models -------------------------------------------------------------------
 
@@ -69,14 +87,33 @@ class RegistryStore:
             raise Conflict(f"registered model {name!r} already exists") from None
         return self.get_registered_model(name)
 
-    def list_registered_models(self) -> list[RegisteredModelView]:
+    def list_registered_models(
+        self, limit: int | None = None, offset: int = 0
+    ) -> list[RegisteredModelView]:
+        """Models by name, a page at a time; two queries whatever the page size."""
         with self._session() as session:
-            models = session.scalars(select(orm.RegisteredModel).order_by(orm.RegisteredModel.name))
-            return [self._model_view(session, m) for m in models]
+            query = _page(
+                select(orm.RegisteredModel).order_by(orm.RegisteredModel.name), limit, offset
+            )
+            models = list(session.scalars(query))
+            tags = _tags_by_key(
+                session.execute(
+                    select(orm.RegisteredModelTag.name, orm.RegisteredModelTag.tag)
+                    .where(orm.RegisteredModelTag.name.in_([m.name for m in models]))
+                    .order_by(orm.RegisteredModelTag.tag)
+                )
+            )
+            return [_model_view(m, tags.get((m.name,), [])) for m in models]
 
     def get_registered_model(self, name: str) -> RegisteredModelView:
         with self._session() as session:
-            return self._model_view(session, self._model(session, name))
+            model = self._model(session, name)
+            tags = session.scalars(
+                select(orm.RegisteredModelTag.tag)
+                .where(orm.RegisteredModelTag.name == name)
+                .order_by(orm.RegisteredModelTag.tag)
+            )
+            return _model_view(model, list(tags))
 
     def update_registered_model(self, name: str, description: str | None) -> RegisteredModelView:
         with self._session() as session:
@@ -87,30 +124,34 @@ class RegistryStore:
 
     def delete_registered_model(self, name: str) -> list[ModelVersionView]:
         """Delete a model and its versions; returns the deleted versions (for their artifacts)."""
-        with self._session() as session:
-            self._model(session, name)
-            self._refuse_if_served(session, name, None)
-            versions = self._versions(session, name)
-            session.execute(delete(orm.RegisteredModel).where(orm.RegisteredModel.name == name))
-            return versions
+        try:
+            with self._session() as session:
+                self._model(session, name)
+                self._refuse_if_served(session, name, None)
+                versions = self._versions(session, name)
+                session.execute(delete(orm.RegisteredModel).where(orm.RegisteredModel.name == name))
+                return versions
+        except IntegrityError:  # a serve was created between the check and the delete
+            raise Conflict(_served_message(name, None)) from None
 
     def delete_registered_model_if_empty(self, name: str) -> None:
         """Undo a registration's implicit model creation: drop `name` if it has no versions."""
         with self._session() as session:
             has_versions = session.scalar(
-                select(func.count()).select_from(orm.ModelVersion).where(
-                    orm.ModelVersion.name == name
-                )
+                select(func.count())
+                .select_from(orm.ModelVersion)
+                .where(orm.ModelVersion.name == name)
             )
             if not has_versions:
-                session.execute(
-                    delete(orm.RegisteredModel).where(orm.RegisteredModel.name == name)
-                )
+                session.execute(delete(orm.RegisteredModel).where(orm.RegisteredModel.name == name))
 
     def add_registered_model_tag(self, name: str, tag: str) -> None:
-        with self._session() as session:
-            self._model(session, name)
-            session.merge(orm.RegisteredModelTag(name=name, tag=tag))
+        try:
+            with self._session() as session:
+                self._model(session, name)
+                session.merge(orm.RegisteredModelTag(name=name, tag=tag))
+        except IntegrityError:  # the same tag added concurrently, or the model just deleted
+            self.get_registered_model(name)  # 404 if it is gone; else the tag is there
 
     def delete_registered_model_tag(self, name: str, tag: str) -> None:
         with self._session() as session:
@@ -135,7 +176,9 @@ class RegistryStore:
 
         `source_for(version)` names where the artifact of that version will live.
         """
+        unique_tags = list(dict.fromkeys(tags or []))
         for _ in range(_VERSION_ALLOCATION_ATTEMPTS):
+            version = 0
             try:
                 with self._session() as session:
                     if session.get(orm.RegisteredModel, name) is None:
@@ -163,21 +206,42 @@ class RegistryStore:
                     )
                     session.flush()
                     session.add_all(
-                        orm.ModelVersionTag(name=name, version=version, tag=t) for t in tags or []
+                        orm.ModelVersionTag(name=name, version=version, tag=t) for t in unique_tags
                     )
                 return self.get_model_version(name, version)
             except IntegrityError:
-                continue
+                # Only a true collision is worth another try: another writer took this version
+                # number, or created the registered model first. Anything else is a conflict.
+                if not self._was_taken(name, version):
+                    raise Conflict(
+                        f"could not add a version of {name!r}: the registry changed while it "
+                        "was being added (was the model deleted?); try again"
+                    ) from None
         raise Conflict(f"could not allocate a new version of {name!r}: too many concurrent writers")
 
-    def list_model_versions(self, name: str) -> list[ModelVersionView]:
+    def _was_taken(self, name: str, version: int) -> bool:
+        with self._session() as session:
+            if version and session.get(orm.ModelVersion, (name, version)) is not None:
+                return True
+            return version == 0 and session.get(orm.RegisteredModel, name) is not None
+
+    def list_model_versions(
+        self, name: str, limit: int | None = None, offset: int = 0
+    ) -> list[ModelVersionView]:
+        """Versions of `name` in version order, a page at a time, in three queries."""
         with self._session() as session:
             self._model(session, name)
-            return self._versions(session, name)
+            return self._versions(session, name, limit, offset)
 
     def get_model_version(self, name: str, version: int) -> ModelVersionView:
         with self._session() as session:
-            return self._version_view(session, self._version(session, name, version))
+            row = self._version(session, name, version)
+            tags = session.scalars(
+                select(orm.ModelVersionTag.tag)
+                .where(orm.ModelVersionTag.name == name, orm.ModelVersionTag.version == version)
+                .order_by(orm.ModelVersionTag.tag)
+            )
+            return _version_view(row, list(tags))
 
     def update_model_version(
         self, name: str, version: int, changes: dict[str, str | None]
@@ -190,17 +254,27 @@ class RegistryStore:
         return self.get_model_version(name, version)
 
     def delete_model_version(self, name: str, version: int) -> ModelVersionView:
-        with self._session() as session:
-            row = self._version(session, name, version)
-            self._refuse_if_served(session, name, version)
-            view = self._version_view(session, row)
-            session.delete(row)
-            return view
+        view = self.get_model_version(name, version)
+        try:
+            with self._session() as session:
+                self._version(session, name, version)
+                self._refuse_if_served(session, name, version)
+                session.execute(
+                    delete(orm.ModelVersion).where(
+                        orm.ModelVersion.name == name, orm.ModelVersion.version == version
+                    )
+                )
+        except IntegrityError:  # a serve was created between the check and the delete
+            raise Conflict(_served_message(name, version)) from None
+        return view
 
     def add_model_version_tag(self, name: str, version: int, tag: str) -> None:
-        with self._session() as session:
-            self._version(session, name, version)
-            session.merge(orm.ModelVersionTag(name=name, version=version, tag=tag))
+        try:
+            with self._session() as session:
+                self._version(session, name, version)
+                session.merge(orm.ModelVersionTag(name=name, version=version, tag=tag))
+        except IntegrityError:  # the same tag added concurrently, or the version just deleted
+            self.get_model_version(name, version)
 
     def delete_model_version_tag(self, name: str, version: int, tag: str) -> None:
         with self._session() as session:
@@ -214,15 +288,23 @@ class RegistryStore:
 
     def get_serve(self, name: str, version: int) -> ServeRecord | None:
         with self._session() as session:
-            row = session.get(orm.Serve, (name, version))
-            return _serve_record(session, row) if row else None
+            found = session.execute(
+                _serves_query().where(
+                    orm.Serve.model_name == name, orm.Serve.model_version == version
+                )
+            ).first()
+            return _serve_record(found[0], found[1]) if found else None
 
-    def list_serves(self) -> list[ServeRecord]:
+    def list_serves(
+        self, backend: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[ServeRecord]:
+        """Serves by name and version, a page at a time, in one query."""
+        query = _serves_query().order_by(orm.Serve.model_name, orm.Serve.model_version)
+        if backend is not None:
+            query = query.where(orm.Serve.backend == backend)
         with self._session() as session:
-            rows = session.scalars(
-                select(orm.Serve).order_by(orm.Serve.model_name, orm.Serve.model_version)
-            )
-            return [_serve_record(session, row) for row in rows]
+            rows = session.execute(_page(query, limit, offset))
+            return [_serve_record(serve, source) for serve, source in rows]
 
     def insert_serve(
         self, name: str, version: int, backend: str, url: str | None
@@ -244,7 +326,8 @@ class RegistryStore:
                 )
                 session.add(row)
                 session.flush()
-                return _serve_record(session, row), True
+                source = self._version(session, name, version).source
+                return _serve_record(row, source), True
         except IntegrityError:
             existing = self.get_serve(name, version)
             if existing is None:  # lost a race with a delete; the caller may try again
@@ -271,8 +354,13 @@ class RegistryStore:
             row = session.get(orm.Serve, (name, version), with_for_update=expected is not None)
             if row is None:
                 return None
+            source = session.scalar(
+                select(orm.ModelVersion.source).where(
+                    orm.ModelVersion.name == name, orm.ModelVersion.version == version
+                )
+            )
             if expected is not None and row.state != expected.value:
-                return _serve_record(session, row)
+                return _serve_record(row, source)
             now = orm.utcnow()
             if _phase(row.state) != _phase(state.value):
                 row.state_since = now
@@ -281,7 +369,7 @@ class RegistryStore:
             row.state = state.value
             row.reason = reason
             row.url = url or row.url
-            return _serve_record(session, row)
+            return _serve_record(row, source)
 
     def delete_serve(self, name: str, version: int) -> None:
         with self._session() as session:
@@ -321,51 +409,129 @@ class RegistryStore:
                 "delete the serve first (DELETE /api/v1/serve)"
             )
 
-    def _versions(self, session: Session, name: str) -> list[ModelVersionView]:
-        rows = session.scalars(
-            select(orm.ModelVersion)
-            .where(orm.ModelVersion.name == name)
-            .order_by(orm.ModelVersion.version)
-        )
-        return [self._version_view(session, row) for row in rows]
-
     @staticmethod
-    def _model_view(session: Session, model: orm.RegisteredModel) -> RegisteredModelView:
-        tags = session.scalars(
-            select(orm.RegisteredModelTag.tag)
-            .where(orm.RegisteredModelTag.name == model.name)
-            .order_by(orm.RegisteredModelTag.tag)
+    def _versions(
+        session: Session, name: str, limit: int | None = None, offset: int = 0
+    ) -> list[ModelVersionView]:
+        query = select(orm.ModelVersion).where(orm.ModelVersion.name == name)
+        rows = list(session.scalars(_page(query.order_by(orm.ModelVersion.version), limit, offset)))
+        tags = _tags_by_key(
+            session.execute(
+                select(orm.ModelVersionTag.version, orm.ModelVersionTag.tag)
+                .where(
+                    orm.ModelVersionTag.name == name,
+                    orm.ModelVersionTag.version.in_([row.version for row in rows]),
+                )
+                .order_by(orm.ModelVersionTag.tag)
+            )
         )
-        return RegisteredModelView(
-            name=model.name,
-            description=model.description,
-            tags=list(tags),
-            creation_time=model.creation_time,
-            last_updated_time=model.last_updated_time,
-        )
+        return [_version_view(row, tags.get((row.version,), [])) for row in rows]
 
-    @staticmethod
-    def _version_view(session: Session, row: orm.ModelVersion) -> ModelVersionView:
-        tags = session.scalars(
-            select(orm.ModelVersionTag.tag)
-            .where(orm.ModelVersionTag.name == row.name, orm.ModelVersionTag.version == row.version)
-            .order_by(orm.ModelVersionTag.tag)
-        )
-        return ModelVersionView(
-            name=row.name,
-            version=row.version,
-            id=row.id,
-            user_id=row.user_id,
-            experiment_id=row.experiment_id,
-            model_type=row.model_type,
-            current_stage=row.current_stage,
-            source=row.source,
-            dataset=row.dataset,
-            description=row.description,
-            tags=list(tags),
-            creation_time=row.creation_time,
-            last_updated_time=row.last_updated_time,
-        )
+    # -- the reconciler's lease ----------------------------------------------------------------
+
+    def acquire_lease(self, name: str, holder: str, ttl: float) -> bool:
+        """Take or renew lease `name` for `holder`; True while `holder` holds it.
+
+        One conditional UPDATE (or the first INSERT): two processes can never both win.
+        """
+        now = orm.utcnow()
+        expires = now + timedelta(seconds=ttl)
+        try:
+            with self._session() as session:
+                renewed = session.execute(
+                    update(orm.Lease)
+                    .where(
+                        orm.Lease.name == name,
+                        or_(orm.Lease.holder == holder, orm.Lease.expires_at < now),
+                    )
+                    .values(holder=holder, expires_at=expires)
+                )
+                if renewed.rowcount:  # type: ignore[attr-defined]
+                    return True
+                if session.get(orm.Lease, name) is not None:
+                    return False  # somebody else holds it and it has not lapsed
+                session.add(orm.Lease(name=name, holder=holder, expires_at=expires))
+            return True
+        except IntegrityError:  # another process inserted the first row at the same moment
+            return False
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self._session() as session:
+            session.execute(
+                update(orm.Lease)
+                .where(orm.Lease.name == name, orm.Lease.holder == holder)
+                .values(expires_at=orm.utcnow() - timedelta(seconds=1))
+            )
+
+    def request_lease_work(self, name: str) -> None:
+        """Ask whoever holds lease `name` to act now (its next renewal sees the request)."""
+        with self._session() as session:
+            session.execute(
+                update(orm.Lease).where(orm.Lease.name == name).values(requested_at=orm.utcnow())
+            )
+
+    def lease_requested_at(self, name: str) -> datetime | None:
+        with self._session() as session:
+            return session.scalar(select(orm.Lease.requested_at).where(orm.Lease.name == name))
+
+
+def _page(query: SelectT, limit: int | None, offset: int) -> SelectT:
+    if offset:
+        query = query.offset(offset)
+    return query.limit(limit) if limit is not None else query
+
+
+def _serves_query() -> Any:  # Select[Serve, str]; spelled differently in SQLAlchemy 2.0
+    """Serve rows with their version's source: one join instead of one query per row."""
+    return select(orm.Serve, orm.ModelVersion.source).join(
+        orm.ModelVersion,
+        and_(
+            orm.ModelVersion.name == orm.Serve.model_name,
+            orm.ModelVersion.version == orm.Serve.model_version,
+        ),
+        isouter=True,
+    )
+
+
+def _tags_by_key(rows: Iterable[Sequence[Any]]) -> dict[tuple[Any, ...], list[str]]:
+    """{key columns: [tags]} from rows of (key columns..., tag)."""
+    tags: dict[tuple[Any, ...], list[str]] = {}
+    for *key, tag in rows:
+        tags.setdefault(tuple(key), []).append(tag)
+    return tags
+
+
+def _served_message(name: str, version: int | None) -> str:
+    what = f"model {name!r}" if version is None else f"model {name!r} version {version}"
+    return f"{what} is being served; delete the serve first (DELETE /api/v1/serve)"
+
+
+def _model_view(model: orm.RegisteredModel, tags: list[str]) -> RegisteredModelView:
+    return RegisteredModelView(
+        name=model.name,
+        description=model.description,
+        tags=tags,
+        creation_time=model.creation_time,
+        last_updated_time=model.last_updated_time,
+    )
+
+
+def _version_view(row: orm.ModelVersion, tags: list[str]) -> ModelVersionView:
+    return ModelVersionView(
+        name=row.name,
+        version=row.version,
+        id=row.id,
+        user_id=row.user_id,
+        experiment_id=row.experiment_id,
+        model_type=row.model_type,
+        current_stage=row.current_stage,
+        source=row.source,
+        dataset=row.dataset,
+        description=row.description,
+        tags=tags,
+        creation_time=row.creation_time,
+        last_updated_time=row.last_updated_time,
+    )
 
 
 def _phase(state: str) -> str:
@@ -374,13 +540,7 @@ def _phase(state: str) -> str:
     return "starting" if state in (ServeState.PENDING.value, ServeState.LOADING.value) else state
 
 
-def _serve_record(session: Session, row: orm.Serve) -> ServeRecord:
-    source = session.scalar(
-        select(orm.ModelVersion.source).where(
-            orm.ModelVersion.name == row.model_name,
-            orm.ModelVersion.version == row.model_version,
-        )
-    )
+def _serve_record(row: orm.Serve, source: str | None) -> ServeRecord:
     return ServeRecord(
         model_name=row.model_name,
         model_version=row.model_version,
