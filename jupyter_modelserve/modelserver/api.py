@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import ServingError, invalid
+from .jsonbody import parse_object
 from .logs import log
 from .manager import ModelManager
 
@@ -63,17 +64,6 @@ def route(method: str, path: str) -> Route:
     )
 
 
-def _parse_body(body: bytes) -> dict[str, Any]:
-    try:
-        # Python's json accepts NaN, Infinity and -Infinity, as TF Serving does.
-        request = json.loads(body or b"null")
-    except (ValueError, UnicodeDecodeError) as error:
-        raise invalid(f"JSON Parse error: {error}") from None
-    if not isinstance(request, dict):
-        raise invalid(f"JSON Value: {str(request)[:80]} Is not object")
-    return request
-
-
 class Api:
     """Answers REST calls from a ModelManager's servables."""
 
@@ -106,7 +96,7 @@ class Api:
                 },
                 "metadata": {"signature_def": servable.metadata()},
             }
-        request = _parse_body(body)
+        request = parse_object(body)
         signature_name = request.get("signature_name")
         if signature_name is not None and not isinstance(signature_name, str):
             raise invalid("'signature_name' must be a string")

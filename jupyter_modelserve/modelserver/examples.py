@@ -14,8 +14,12 @@ from typing import Any
 import numpy as np
 
 from .errors import ServingError, invalid
+from .jsonbody import preview
 from .signatures import CLASSIFY, PREDICT, REGRESS, SignatureInfo
-from .tensors import decode_b64, is_b64, to_json
+from .tensors import decode_b64, is_b64, to_json, utf8
+
+_INT64 = (-(2**63), 2**63 - 1)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 _WANTED_OUTPUTS = {CLASSIFY: {"classes", "scores"}, REGRESS: {"outputs"}}
 _API = {CLASSIFY: "classify", REGRESS: "regress"}
@@ -46,27 +50,42 @@ def _feature(name: str, value: Any) -> Any:
         raise invalid(f"Feature '{name}' has an empty list: its type cannot be told")
     feature = feature_pb2.Feature()
     if all(isinstance(v, str) or is_b64(v) for v in values):
-        data = [v.encode("utf-8") if isinstance(v, str) else decode_b64(v, name) for v in values]
+        where = f"Feature '{name}'"
+        data = [utf8(v, where) if isinstance(v, str) else decode_b64(v, name) for v in values]
         feature.bytes_list.value.extend(data)
     elif all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        if not all(_INT64[0] <= v <= _INT64[1] for v in values):
+            raise invalid(f"Feature '{name}': a value is out of range for int64")
         feature.int64_list.value.extend(values)
     elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        feature.float_list.value.extend(float(v) for v in values)
+        feature.float_list.value.extend(_float32s(name, values))
     else:
         raise invalid(
             f"Feature '{name}' must be a number, a string, {{\"b64\": ...}} or a list of one of "
-            f"these, got {value!r:.60}"
+            f"these, got {preview(value)}"
         )
     return feature
+
+
+def _float32s(name: str, values: list[int | float]) -> list[float]:
+    """A float_list holds float32: a finite number past its range would become infinity."""
+    try:
+        floats = [float(v) for v in values]
+    except OverflowError:  # an integer past float64
+        raise invalid(f"Feature '{name}': a value is out of range for float") from None
+    if any(abs(f) > _FLOAT32_MAX and f - f == 0 for f in floats):  # f - f == 0: finite
+        raise invalid(f"Feature '{name}': a value is out of range for float")
+    return floats
 
 
 def _example_bytes(value: Any, where: str) -> bytes:
     from tensorflow.core.example import example_pb2
 
     if not isinstance(value, dict):
-        raise invalid(f"{where} must be an object of features, got {value!r:.60}")
+        raise invalid(f"{where} must be an object of features, got {preview(value)}")
     example = example_pb2.Example()
     for name, feature in value.items():
+        utf8(name, "A feature name")  # a protobuf map key must be UTF-8: check before use
         example.features.feature[name].CopyFrom(_feature(name, feature))
     return bytes(example.SerializeToString())
 

@@ -14,6 +14,10 @@ from typing import Any
 import numpy as np
 
 from .errors import invalid
+from .jsonbody import preview
+
+# numpy arrays have at most 64 dimensions; a deeper list is no tensor this server can build.
+MAX_RANK = 64
 
 
 def is_b64(value: Any) -> bool:
@@ -29,6 +33,20 @@ def decode_b64(value: Any, name: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise invalid(f"Input '{name}': '{text[:40]}' is not valid base64") from None
+
+
+def utf8(text: str, where: str) -> bytes:
+    """A JSON string as UTF-8; a lone surrogate ("\\ud800" in JSON) has no UTF-8 form.
+
+    `where` starts the error message, e.g. "Input 'x'".
+    """
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise invalid(
+            f"{where}: the string {preview(text)} is not valid Unicode (it holds a lone "
+            'surrogate); send bytes as {"b64": ...}'
+        ) from None
 
 
 def _nested_shape(value: Any) -> list[int]:
@@ -50,22 +68,28 @@ def _string_leaves(value: Any, name: str, shape: list[int], depth: int, out: lis
         for item in value:
             _string_leaves(item, name, shape, depth + 1, out)
     elif isinstance(value, str):
-        out.append(value.encode("utf-8"))
+        out.append(utf8(value, f"Input '{name}'"))
     elif is_b64(value):
         out.append(decode_b64(value, name))
     elif isinstance(value, list):
         raise invalid(f"Input '{name}': nested lists have different lengths or depths")
     else:
-        raise invalid(f"Input '{name}' expects strings (or {{\"b64\": ...}}), got {value!r:.60}")
+        raise invalid(f"Input '{name}' expects strings (or {{\"b64\": ...}}), got {preview(value)}")
 
 
 def _string_array(value: Any, name: str) -> np.ndarray:
     shape = _nested_shape(value)
+    if len(shape) > MAX_RANK:
+        raise invalid(f"Input '{name}': lists nest {len(shape)} deep, more than {MAX_RANK}")
     leaves: list[bytes] = []
     _string_leaves(value, name, shape, 0, leaves)
     array = np.empty(len(leaves), dtype=object)
     array[:] = leaves
     return array.reshape(shape)
+
+
+def _out_of_range(name: str, want: str) -> Exception:
+    return invalid(f"Input '{name}': a value is out of range for {want}")
 
 
 def _numeric_array(value: Any, name: str, dtype: Any) -> np.ndarray:
@@ -74,6 +98,14 @@ def _numeric_array(value: Any, name: str, dtype: Any) -> np.ndarray:
         array = np.asarray(value)
     except (ValueError, OverflowError) as error:
         raise invalid(f"Input '{name}': values do not form a {want} tensor ({error})") from None
+    if array.dtype == object and array.size and _all_numbers(array):
+        # Integers past uint64 stay Python ints in an object array.
+        if not (dtype.is_floating or dtype.is_complex):
+            raise _out_of_range(name, want)
+        try:
+            array = array.astype(np.float64)
+        except OverflowError:  # past float64 too
+            raise _out_of_range(name, want) from None
     kind = array.dtype.kind
     if array.size == 0:
         pass  # [] has no element type to check
@@ -91,8 +123,22 @@ def _numeric_array(value: Any, name: str, dtype: Any) -> np.ndarray:
     if dtype.is_integer and array.size:
         info = np.iinfo(dtype.as_numpy_dtype)
         if array.min() < info.min or array.max() > info.max:
-            raise invalid(f"Input '{name}': a value is out of range for {want}")
-    return array.astype(dtype.as_numpy_dtype)
+            raise _out_of_range(name, want)
+    with np.errstate(over="ignore"):
+        converted = array.astype(dtype.as_numpy_dtype)
+    if dtype.is_floating and array.size and _overflowed(array, converted):
+        raise _out_of_range(name, want)
+    return converted
+
+
+def _overflowed(array: np.ndarray, converted: np.ndarray) -> bool:
+    """A finite number became infinite (1e300 as float32): it does not fit, as TF Serving says
+    ("without loss of precision"). NaN and Infinity themselves are accepted."""
+    return bool(np.any(np.isinf(converted.astype(np.float64)) & np.isfinite(array)))
+
+
+def _all_numbers(array: np.ndarray) -> bool:
+    return all(type(item) in (int, float) for item in array.flat)
 
 
 def _shape_text(shape: Any) -> str:
