@@ -6,6 +6,9 @@ Imported explicitly by the test modules (conftest.py belongs to the rest of the 
 from __future__ import annotations
 
 import asyncio
+import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,16 +17,74 @@ from pathlib import Path
 from typing import Any
 
 import requests
-import tornado.httpserver
 import tornado.netutil
 
 from jupyter_modelserve.modelserver.config import ModelConfig, VersionPolicy
-from jupyter_modelserve.modelserver.http import make_app
+from jupyter_modelserve.modelserver.guard import RequestPolicy
+from jupyter_modelserve.modelserver.http import make_server
 from jupyter_modelserve.modelserver.manager import ModelManager
 
 from . import tf_models
 
 TIMEOUT = 30.0  # generous deadline for anything that should take well under a second
+
+PORT_LINE = re.compile(r"Exporting HTTP/REST API at:127\.0\.0\.1:(\d+) \.\.\.")
+
+
+class ServerProcess:
+    """The model server as a child process, with its stderr collected line by line."""
+
+    def __init__(self, *flags: str) -> None:
+        command = [sys.executable, "-m", "jupyter_modelserve.modelserver", *flags]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        self.lines: list[str] = []
+        self.changed = threading.Condition()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            with self.changed:
+                self.lines.append(line.rstrip("\n"))
+                self.changed.notify_all()
+        with self.changed:
+            self.lines.append("<EOF>")
+            self.changed.notify_all()
+
+    def wait_for_line(self, pattern: re.Pattern[str]) -> re.Match[str]:
+        found: list[re.Match[str]] = []
+
+        def seen() -> bool:
+            found[:] = [m for line in self.lines if (m := pattern.search(line))]
+            return bool(found) or "<EOF>" in self.lines
+
+        with self.changed:
+            self.changed.wait_for(seen, TIMEOUT)
+        assert found, f"no line matching {pattern.pattern!r} in:\n" + "\n".join(self.lines)
+        return found[0]
+
+    def base_url(self) -> str:
+        """http://127.0.0.1:PORT once the server has printed its port line."""
+        return f"http://127.0.0.1:{self.wait_for_line(PORT_LINE).group(1)}"
+
+    def count(self, text: str) -> int:
+        with self.changed:
+            return sum(text in line for line in self.lines)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            return self.process.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(TIMEOUT)
+            raise
+        finally:
+            self.reader.join(TIMEOUT)
 
 
 def build_all(root: Path) -> dict[str, Path]:
@@ -69,14 +130,17 @@ def wait_idle(manager: ModelManager) -> None:
 
 
 @contextmanager
-def serve(manager: ModelManager) -> Iterator[str]:
-    """Serve `manager`'s REST API on a free port from a background thread; yields the base URL."""
+def serve(manager: ModelManager, policy: RequestPolicy | None = None) -> Iterator[str]:
+    """Serve `manager`'s REST API on a free port from a background thread; yields the base URL.
+
+    `policy` sets the allowed hosts and body limit (default: the server's defaults).
+    """
     ready = threading.Event()
     state: dict[str, Any] = {}
 
     async def main() -> None:
         sockets = tornado.netutil.bind_sockets(0, address="127.0.0.1")
-        server = tornado.httpserver.HTTPServer(make_app(manager))
+        server = make_server(manager, policy=policy)
         server.add_sockets(sockets)
         state["port"] = sockets[0].getsockname()[1]
         state["loop"] = asyncio.get_running_loop()

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,62 +16,8 @@ import requests
 from jupyter_modelserve.modelserver.config import render_model_config_list
 from jupyter_modelserve.modelserver.flags import FlagError, parse_flags
 
-from .modelserver_fixtures import TIMEOUT, config, state_of, wait_for
+from .modelserver_fixtures import PORT_LINE, TIMEOUT, ServerProcess, config, state_of, wait_for
 from .tf_models import build_half_plus_two
-
-PORT_LINE = re.compile(r"Exporting HTTP/REST API at:127\.0\.0\.1:(\d+) \.\.\.")
-
-
-class ServerProcess:
-    """The model server as a child process, with its stderr collected line by line."""
-
-    def __init__(self, *flags: str) -> None:
-        command = [sys.executable, "-m", "jupyter_modelserve.modelserver", *flags]
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
-        self.lines: list[str] = []
-        self.changed = threading.Condition()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            with self.changed:
-                self.lines.append(line.rstrip("\n"))
-                self.changed.notify_all()
-        with self.changed:
-            self.lines.append("<EOF>")
-            self.changed.notify_all()
-
-    def wait_for_line(self, pattern: re.Pattern[str]) -> re.Match[str]:
-        found: list[re.Match[str]] = []
-
-        def seen() -> bool:
-            found[:] = [m for line in self.lines if (m := pattern.search(line))]
-            return bool(found) or "<EOF>" in self.lines
-
-        with self.changed:
-            self.changed.wait_for(seen, TIMEOUT)
-        assert found, f"no line matching {pattern.pattern!r} in:\n" + "\n".join(self.lines)
-        return found[0]
-
-    def count(self, text: str) -> int:
-        with self.changed:
-            return sum(text in line for line in self.lines)
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.terminate()
-        try:
-            return self.process.wait(TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(TIMEOUT)
-            raise
-        finally:
-            self.reader.join(TIMEOUT)
 
 
 @pytest.fixture(scope="module")

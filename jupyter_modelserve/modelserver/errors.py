@@ -22,16 +22,21 @@ HTTP_STATUS = {
 
 
 class ServingError(Exception):
-    """An error with a gRPC code (e.g. "NOT_FOUND"); its message is what the client sees."""
+    """An error with a gRPC code (e.g. "NOT_FOUND"); its message is what the client sees.
 
-    def __init__(self, code: str, message: str) -> None:
+    `status` overrides the HTTP status mapped from the code, for HTTP-level refusals (413, 415)
+    that have no gRPC code of their own.
+    """
+
+    def __init__(self, code: str, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.status = status
 
     @property
     def http_status(self) -> int:
-        return HTTP_STATUS.get(self.code, 500)
+        return self.status or HTTP_STATUS.get(self.code, 500)
 
 
 def invalid(message: str) -> ServingError:
@@ -40,3 +45,15 @@ def invalid(message: str) -> ServingError:
 
 def not_found(message: str) -> ServingError:
     return ServingError("NOT_FOUND", message)
+
+
+def forbidden(message: str) -> ServingError:
+    return ServingError("PERMISSION_DENIED", message)
+
+
+def too_large(message: str) -> ServingError:
+    return ServingError("RESOURCE_EXHAUSTED", message, status=413)
+
+
+def unsupported_media_type(message: str) -> ServingError:
+    return ServingError("INVALID_ARGUMENT", message, status=415)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from .guard import DEFAULT_MAX_BODY_BYTES, RequestPolicy, parse_allowed_hosts
+
 
 class FlagError(ValueError):
     """A bad command line: the message says which flag and why."""
@@ -21,14 +23,27 @@ class Flags:
     model_base_path: str = ""
     file_system_poll_wait_seconds: float = 1  # rescan base paths for new versions; 0: never
     rest_api_num_threads: int = 0  # threads running predictions; 0: one per CPU
+    # Not TF Serving flags: guards of a server that listens unauthenticated on loopback.
+    rest_api_allowed_hosts: str = ""  # more Host names to answer, besides the loopback ones
+    rest_api_max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
 
 USAGE = """usage: python -m jupyter_modelserve.modelserver --rest_api_port=N \\
     (--model_config_file=FILE [--model_config_file_poll_wait_seconds=N]
      | --model_name=NAME --model_base_path=DIR)
     [--rest_api_host=127.0.0.1] [--port=N] [--file_system_poll_wait_seconds=N]
-    [--rest_api_num_threads=N]
-A TensorFlow Serving compatible REST model server (gRPC is not served)."""
+    [--rest_api_num_threads=N] [--rest_api_allowed_hosts=HOST[,HOST...]]
+    [--rest_api_max_body_bytes=N]
+A TensorFlow Serving compatible REST model server (gRPC is not served).
+
+It answers only requests whose Host header names a loopback host (127.0.0.1, localhost,
+[::1], any port) or the --rest_api_host address; others get 403, which stops DNS rebinding.
+  --rest_api_allowed_hosts=a.example,*.corp.example  also answer these names ("*.d" allows
+      every name under d, "*" allows any host). POSTs from web pages of other hosts (an
+      Origin header) are refused too.
+  --rest_api_max_body_bytes=N  largest request body (default 64 MiB); larger ones get 413.
+POSTs must send JSON: Content-Type text/plain, application/x-www-form-urlencoded or
+multipart/form-data get 415 (with curl: -H 'Content-Type: application/json')."""
 
 
 def parse_flags(argv: list[str]) -> Flags:
@@ -64,4 +79,19 @@ def parse_flags(argv: list[str]) -> Flags:
         raise FlagError("either --model_config_file or --model_base_path is required")
     if flags.rest_api_port > 65535:
         raise FlagError(f"--rest_api_port must be at most 65535, got {flags.rest_api_port}")
+    if flags.rest_api_max_body_bytes < 1:
+        raise FlagError("--rest_api_max_body_bytes must be at least 1")
+    try:
+        parse_allowed_hosts(flags.rest_api_allowed_hosts)
+    except ValueError as error:
+        raise FlagError(f"--rest_api_allowed_hosts: {error}") from None
     return flags
+
+
+def request_policy(flags: Flags) -> RequestPolicy:
+    """The host allow-list and body limit the flags ask for (flags already checked)."""
+    return RequestPolicy.build(
+        extra_hosts=parse_allowed_hosts(flags.rest_api_allowed_hosts),
+        bound_host=flags.rest_api_host,
+        max_body_bytes=flags.rest_api_max_body_bytes,
+    )

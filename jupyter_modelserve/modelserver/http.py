@@ -3,41 +3,91 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from concurrent.futures import Executor, ThreadPoolExecutor
 
+import tornado.httpserver
 import tornado.web
 
 from .api import Api
+from .errors import ServingError
+from .guard import RequestPolicy
 from .logs import log
 from .manager import ModelManager
 
+# The HTTP server's own body limit sits this far above the policy's, so that the handler, which
+# answers in TF Serving's error form, is what clients meet; Tornado's bare 400 and closed
+# connection remain only for a single chunk declared far past the limit.
+HARD_STOP_MARGIN = 1024 * 1024
 
+
+@tornado.web.stream_request_body
 class RestHandler(tornado.web.RequestHandler):
-    """Every path goes through `Api.handle`, which answers unknown ones as TF Serving does."""
+    """Every path goes through `Api.handle`, which answers unknown ones as TF Serving does.
+
+    The body streams in so that a request refused on its headers (host, content type, declared
+    size) is answered before its body is read, and no body is held past the size limit.
+    """
 
     SUPPORTED_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
 
-    def initialize(self, api: Api, executor: Executor) -> None:
+    def initialize(self, api: Api, executor: Executor, policy: RequestPolicy) -> None:
         self.api = api
         self.executor = executor
+        self.policy = policy
+        self._chunks: list[bytes] = []
+        self._received = 0
+        self._refusal: ServingError | None = None
+
+    def prepare(self) -> None:
+        self._refusal = self.policy.refusal(self.request.method or "GET", self.request.headers)
+        if self._refusal is not None and self._refusal.http_status == 413:
+            # Answer now, before the body arrives; the connection then closes.
+            self._reply_error(self._refusal)
+        # Other refusals are answered once the (bounded) body is read and dropped, which keeps
+        # the connection usable: closing with unread data can reset it before the client reads.
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._finished:
+            return
+        self._received += len(chunk)
+        if self._received > self.policy.max_body_bytes:  # chunked: no Content-Length to check
+            self._chunks.clear()
+            self._reply_error(self.policy.body_too_large(self._received))
+        elif self._refusal is None and self.request.method == "POST":
+            self._chunks.append(chunk)
 
     async def _answer(self) -> None:
+        if self._finished:
+            return
+        if self._refusal is not None:
+            self._reply_error(self._refusal)
+            return
         method, path = self.request.method or "GET", self.request.path
         if method == "POST":
             # Parsing, TensorFlow and JSON encoding all run off the IOLoop thread.
+            body, self._chunks = b"".join(self._chunks), []
             loop = asyncio.get_running_loop()
-            body = self.request.body
             status, payload = await loop.run_in_executor(
                 self.executor, self.api.handle, method, path, body
             )
         else:
             status, payload = self.api.handle(method, path)  # status/metadata: a quick lookup
+        self._reply(status, payload)
+
+    get = post = put = delete = patch = head = options = _answer
+
+    def _reply(self, status: int, payload: bytes) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
         self.finish(payload)
 
-    get = post = put = delete = patch = head = options = _answer
+    def _reply_error(self, error: ServingError) -> None:
+        if error.http_status in (403, 415):
+            # A refused page or client should be findable in the log; %r keeps it one line.
+            log.warning("Refused %s %s: %r", self.request.method, self.request.path, error.message)
+        self._reply(error.http_status, json.dumps({"error": error.message}).encode("utf-8"))
 
     def check_xsrf_cookie(self) -> None:
         """A model server API has no cookies to protect."""
@@ -50,11 +100,22 @@ def _log_request(handler: tornado.web.RequestHandler) -> None:
         log.warning("%d %s %s", status, request.method, request.path)
 
 
-def make_app(manager: ModelManager, executor: Executor | None = None) -> tornado.web.Application:
+def make_app(
+    manager: ModelManager, executor: Executor | None = None, policy: RequestPolicy | None = None
+) -> tornado.web.Application:
     """The REST application; `executor` runs predictions (default: one thread per CPU)."""
     if executor is None:
         executor = ThreadPoolExecutor(os.cpu_count() or 4, thread_name_prefix="modelserver-rest")
-    return tornado.web.Application(
-        [(r".*", RestHandler, {"api": Api(manager), "executor": executor})],
-        log_function=_log_request,
+    handler_args = {"api": Api(manager), "executor": executor, "policy": policy or RequestPolicy()}
+    return tornado.web.Application([(r".*", RestHandler, handler_args)], log_function=_log_request)
+
+
+def make_server(
+    manager: ModelManager, executor: Executor | None = None, policy: RequestPolicy | None = None
+) -> tornado.httpserver.HTTPServer:
+    """An HTTP server for `make_app`, with the body limit as its hard stop."""
+    policy = policy or RequestPolicy()
+    return tornado.httpserver.HTTPServer(
+        make_app(manager, executor, policy),
+        max_body_size=policy.max_body_bytes + HARD_STOP_MARGIN,
     )

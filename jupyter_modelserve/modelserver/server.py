@@ -16,12 +16,11 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import tornado.httpserver
 import tornado.netutil
 
 from .config import ModelConfig, parse_model_config_list
-from .flags import USAGE, FlagError, Flags, parse_flags
-from .http import make_app
+from .flags import USAGE, FlagError, Flags, parse_flags, request_policy
+from .http import make_server
 from .logs import log, setup_logging
 from .manager import ModelManager
 from .tfimport import start_background_import
@@ -93,7 +92,7 @@ async def _serve(
     threads = flags.rest_api_num_threads or os.cpu_count() or 4
     executor = ThreadPoolExecutor(threads, thread_name_prefix="modelserver-rest")
     sockets = tornado.netutil.bind_sockets(flags.rest_api_port, address=flags.rest_api_host)
-    server = tornado.httpserver.HTTPServer(make_app(manager, executor))
+    server = make_server(manager, executor, request_policy(flags))
     server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
     # The backend reads the port from this line, which matches TF Serving's own. The port is
