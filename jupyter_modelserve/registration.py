@@ -6,24 +6,40 @@ the serve rules to keep each module readable in one sitting.
 
 from __future__ import annotations
 
+import logging
+import os
+import re
 import shutil
 import subprocess
 import sys
-from contextlib import AbstractContextManager
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidInput, NotFound
-from .registry import artifacts
+from .errors import InvalidInput, NotFound, ServerFault
+from .registry import artifacts, safe_copy
 from .registry.store import RegistryStore
 from .schemas import REMOTE_SCHEMES, ModelVersionView, RegisteredModelView
 
 DEMO_MODEL = "simple"
+DEFAULT_MAX_ARTIFACT_BYTES = 4 * 1024**3  # c.ModelServeApp.max_artifact_bytes's default
+ARTIFACT_ROOT_SETTING = "c.ModelServeApp.artifact_root"
+_DEFAULT_NAME_MAX = 255
+
+log = logging.getLogger(__name__)
 
 
 class RegistryRules:
     store: RegistryStore
     artifact_root: Path
+    # ServeService sets this from c.ModelServeApp.max_artifact_bytes; the class value is the
+    # setting's default, for a service built without settings.
+    max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES
+    # One registration's copy gives up after this long: no read is unbounded, and a staging
+    # folder older than artifacts.STALE_STAGING_SECONDS is then surely a dead process's.
+    artifact_copy_seconds: float = 1800.0
 
     def _serialized(self, name: str, version: int) -> AbstractContextManager[None]:
         raise NotImplementedError  # ServeService's per-(name, version) lock
@@ -36,9 +52,19 @@ class RegistryRules:
         tags: list[str] | None = None,
         dataset: str | None = None,
     ) -> ModelVersionView:
-        """Copy a SavedModel folder into the registry as the next version of `name`."""
-        info = artifacts.inspect_saved_model(source)
-        staging = artifacts.stage_saved_model(info.path, self._staging_root)
+        """Copy a SavedModel folder into the registry as the next version of `name`.
+
+        Links out of the folder, devices, FIFOs and sockets are refused (InvalidInput), a folder
+        over `max_artifact_bytes` is refused (PayloadTooLarge); a failure leaves nothing behind.
+        """
+        self._check_name_fits(name)
+        staging = self._new_staging()
+        limits = safe_copy.CopyLimits(
+            max_bytes=self.max_artifact_bytes,
+            deadline=time.monotonic() + self.artifact_copy_seconds,
+        )
+        with self._faults_of_ours(staging):
+            artifacts.stage_saved_model(source, staging, limits)
         return self._adopt_staged(staging, name, description, tags, dataset)
 
     def register_keras_model(
@@ -50,13 +76,19 @@ class RegistryRules:
         dataset: str | None = None,
     ) -> ModelVersionView:
         """Export an in-memory Keras model and register it as the next version of `name`."""
-        staging = artifacts.export_keras_model(model, self._staging_root)
-        try:
-            artifacts.inspect_saved_model(staging)
-        except InvalidInput:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        self._check_name_fits(name)
+        staging = self._new_staging()
+        with self._faults_of_ours(staging):
+            artifacts.export_keras_model(model, staging, self.max_artifact_bytes)
         return self._adopt_staged(staging, name, description, tags, dataset)
+
+    def clean_staging(self) -> list[Path]:
+        """Remove what killed registrations left in `<artifact_root>/.staging`; returns it.
+
+        Safe while other processes register: a folder of a live process of this host stays
+        (see artifacts.clean_staging). Meant to run once when a server starts.
+        """
+        return artifacts.clean_staging(self._staging_root)
 
     def register_remote_model(
         self,
@@ -69,7 +101,7 @@ class RegistryRules:
         """Record an s3:// or gs:// version folder as the next version of `name`, uncopied."""
         if not uri.startswith(REMOTE_SCHEMES):
             raise InvalidInput(f"source: {uri!r} is not an s3:// or gs:// URI")
-        if not uri.rstrip("/").rsplit("/", 1)[-1].isdigit():
+        if not re.fullmatch(r"[0-9]+", uri.rstrip("/").rsplit("/", 1)[-1]):
             raise InvalidInput(
                 f"source: {uri!r} must name a numbered version folder (…/{name}/1), the layout "
                 "TensorFlow Serving reads"
@@ -122,6 +154,12 @@ class RegistryRules:
         tags: list[str] | None,
         dataset: str | None,
     ) -> ModelVersionView:
+        """Add the version row, then move the staged copy to its folder; undo both on failure.
+
+        The registered model is dropped again only if this registration created it implicitly
+        (and no concurrent registration has added a version to it meanwhile).
+        """
+        existed = self._model_exists(name)
         try:
             model_version = self.store.add_model_version(
                 name,
@@ -133,14 +171,82 @@ class RegistryRules:
             )
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
+            if not existed:
+                self._undo(self.store.delete_registered_model_if_empty, name)
             raise
+        destination = Path(model_version.source)
         try:
-            artifacts.place_version(staging, Path(model_version.source))
-        except OSError as exc:
-            self.store.delete_model_version(name, model_version.version)
+            artifacts.place_version(staging, destination)
+        except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)
-            raise InvalidInput(f"source: could not store the model artifact: {exc}") from None
+            artifacts.remove_version(destination)
+            self._undo(self.store.delete_model_version, name, model_version.version)
+            if not existed:
+                self._undo(self.store.delete_registered_model_if_empty, name)
+            if isinstance(exc, OSError):
+                raise self._artifact_root_fault(exc) from None
+            raise
         return model_version
+
+    def _model_exists(self, name: str) -> bool:
+        try:
+            self.store.get_registered_model(name)
+        except NotFound:
+            return False
+        return True
+
+    @staticmethod
+    def _undo(step: Callable[..., object], *args: Any) -> None:
+        """Run one step of undoing a failed registration; its own failure must not hide the
+        error the user needs to see, so it is logged instead."""
+        try:
+            step(*args)
+        except Exception:
+            log.warning(
+                "undoing a failed registration: %s%r failed", step.__name__, args, exc_info=True
+            )
+
+    def _new_staging(self) -> Path:
+        try:
+            return artifacts.new_staging_folder(self._staging_root)
+        except OSError as exc:
+            raise self._artifact_root_fault(exc) from None
+
+    @contextmanager
+    def _faults_of_ours(self, staging: Path) -> Iterator[None]:
+        """Turn failures on our side of a copy into ServerFault; the staging folder is gone."""
+        try:
+            yield
+        except BaseException as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(exc, safe_copy.DestinationError):
+                raise self._artifact_root_fault(exc.error) from None
+            if isinstance(exc, safe_copy.CopyTimeout):
+                raise ServerFault(
+                    f"source: copying the model took longer than {self.artifact_copy_seconds:g} "
+                    "s; the folder is too large or its file system too slow"
+                ) from None
+            raise
+
+    def _artifact_root_fault(self, error: OSError) -> ServerFault:
+        reason = error.strerror or str(error)
+        where = f" ({error.filename})" if error.filename else ""
+        return ServerFault(
+            f"cannot store the model artifact under {str(self.artifact_root)!r}: {reason}{where}; "
+            f"{ARTIFACT_ROOT_SETTING} must name a folder this server can write"
+        )
+
+    def _check_name_fits(self, name: str) -> None:
+        """A copied model lives in a folder named after it: refuse a name no folder can have,
+        before anything is copied or created."""
+        limit = _name_max(self.artifact_root)
+        size = len(os.fsencode(name))
+        if size > limit:
+            raise InvalidInput(
+                f"name: {name[:24]!r}... is {size} bytes long; a registered model is stored in a "
+                f"folder of that name, and a folder name under {str(self.artifact_root)!r} has at "
+                f"most {limit} bytes"
+            )
 
     def _remove_artifact(self, source: str) -> None:
         folder = Path(source)
@@ -164,3 +270,15 @@ class RegistryRules:
                 stdout=subprocess.DEVNULL,
             )
         return self.register_saved_model(folder, DEMO_MODEL, "half_plus_two: y = 0.5 * x + 2")
+
+
+def _name_max(folder: Path) -> int:
+    """The longest file name (bytes) the file system of `folder`, or its nearest parent, takes."""
+    for candidate in (folder, *folder.parents):
+        try:
+            return int(os.pathconf(candidate, "PC_NAME_MAX"))
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError):
+            break
+    return _DEFAULT_NAME_MAX
