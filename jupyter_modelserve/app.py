@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from anyio import CapacityLimiter
+from anyio import CapacityLimiter, to_thread
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import PeriodicCallback
 from traitlets import Bool
@@ -14,7 +14,9 @@ from ._version import __version__
 from .cli import RegisterApp, StopServerApp
 from .config import ModelServeSettings
 from .handlers import ROUTES
+from .reconciler import TICK_SECONDS
 from .registration import DEMO_MODEL
+from .registry.database import redacted
 from .service import ServeService
 
 DEFAULT_PORT = 32080  # the port of Submarine's examples
@@ -48,6 +50,7 @@ class ModelServeApp(ModelServeSettings, ExtensionApp):
     service: ServeService | None = None
     threads: CapacityLimiter
     _reconciler: PeriodicCallback | None = None
+    _ticking = False
 
     @classmethod
     def make_serverapp(cls, **kwargs: Any) -> Any:
@@ -74,7 +77,7 @@ class ModelServeApp(ModelServeSettings, ExtensionApp):
         self.settings["modelserve_threads"] = self.threads
         self.log.info(
             "jupyter_modelserve: registry %s, backend %s, artifacts in %s",
-            _redact(self.resolved_db_url()),
+            redacted(self.resolved_db_url()),
             self.service.backend.name,
             self.service.artifact_root,
         )
@@ -83,35 +86,34 @@ class ModelServeApp(ModelServeSettings, ExtensionApp):
         self.handlers.extend(ROUTES)
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
-        # Start-up reconcile, then periodic ones; each runs in a thread (see _reconcile).
-        await self._reconcile()
+        # What a server killed mid-registration left in the staging folder goes first.
+        if self.service is not None:
+            removed = await to_thread.run_sync(self.service.clean_staging, limiter=self.threads)
+            if removed:
+                self.log.info("jupyter_modelserve: removed %d stale staging folders", len(removed))
+        # Contend for the reconciler lease at once (the start-up reconcile when we get it),
+        # then tick; the holder reconciles on its schedule or when asked (see reconciler.py).
+        await self._tick()
         if self.reconcile_interval > 0:
-            self._reconciler = PeriodicCallback(self._reconcile, self.reconcile_interval * 1000)
+            self._reconciler = PeriodicCallback(self._tick, TICK_SECONDS * 1000)
             self._reconciler.start()
 
-    async def _reconcile(self) -> None:
-        from anyio import to_thread
-
-        if self.service is None:
-            return
+    async def _tick(self) -> None:
+        if self.service is None or self._ticking:
+            return  # a reconcile that outlasts a tick is not started twice
+        self._ticking = True
         try:
             # On the extension's threads, like every handler: a slow cluster never holds up
             # the pool the rest of the Jupyter server shares.
-            await to_thread.run_sync(self.service.reconcile, limiter=self.threads)
-        except Exception:  # a reconcile must never take the server down; the next one retries
-            self.log.exception("jupyter_modelserve: reconcile failed")
+            await to_thread.run_sync(self.service.reconciler.safe_tick, limiter=self.threads)
+        finally:
+            self._ticking = False
 
     async def stop_extension(self) -> None:
         if self._reconciler is not None:
             self._reconciler.stop()
         if self.service is not None:
-            self.service.close()
-
-
-def _redact(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+            await to_thread.run_sync(self.service.close, limiter=self.threads)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -50,6 +50,19 @@ class ModelServeSettings(LoggingConfigurable):
         config=True,
         help="Seconds a serve may stay PENDING or LOADING before it is marked FAILED.",
     )
+    delete_timeout = Float(
+        60.0,
+        config=True,
+        help="Seconds DELETE waits for the backend to confirm a serve is gone; after that it "
+        "answers 503 and the serve stays DELETING until the backend confirms.",
+    )
+    status_timeout = Float(
+        3.0,
+        config=True,
+        help="Deadline in seconds for one status read of the backend, for a single serve or a "
+        "whole list: a model server or cluster that does not answer within it is reported as "
+        "not answering instead of holding the request.",
+    )
     max_artifact_bytes = Int(
         4 * 1024**3,
         config=True,
@@ -66,7 +79,7 @@ class ModelServeSettings(LoggingConfigurable):
         64 * 1024**2,
         config=True,
         help="Largest predict body the proxy (/modelserve/v1/models/...) forwards; larger ones get "
-        "413 in TF Serving's {\"error\": ...} form.",
+        '413 in TF Serving\'s {"error": ...} form.',
     )
     reconcile_interval = Float(
         30.0,
@@ -100,6 +113,10 @@ class ModelServeSettings(LoggingConfigurable):
             backend=self.build_backend(),
             artifact_root=self.resolved_artifact_root(),
             load_timeout=self.load_timeout,
+            delete_timeout=self.delete_timeout,
+            status_timeout=self.status_timeout,
+            reconcile_interval=self.reconcile_interval,
+            max_artifact_bytes=self.max_artifact_bytes,
         )
 
 

@@ -1,9 +1,14 @@
-"""ServeService: the one place where the rules live.
+"""ServeService: the one place where the serve rules live.
 
-Every front door (REST handlers, the `%serve` magic, the panel) calls this class. It checks the
-registry, tells the backend what to run, and folds what the backend observes into the `serve`
-rows, so what it reports is what is running. All methods block: call them from a thread when on
-an event loop.
+Every front door (REST handlers, the `%serve` magic, the panel, the Python API) calls this class.
+It checks the registry, tells the backend what to run, and folds what the backend observes into
+the `serve` rows, so what it reports is what is running. All methods block: call them from a
+thread when on an event loop.
+
+Reads only read: they never start, restart or remove anything. Changing what runs is a request
+(create, delete) or the reconciler's job (`reconcile`, run by whichever process holds the
+reconciler lease; see `reconciler.py`). Locks are per serve, never process-wide, and wait at most
+`lock_timeout` seconds before answering 503.
 """
 
 from __future__ import annotations
@@ -11,32 +16,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
+from typing import NoReturn
 
 from .backends.base import Backend, Observation, Observed, ServeSpec
 from .errors import BackendUnavailable, InvalidInput, ModelServeError, NotFound, ServeFailed
+from .reconciler import Reconciler
 from .registration import RegistryRules
 from .registry.store import RegistryStore, ServeRecord
-from .schemas import (
-    SUPPORTED_MODEL_TYPES,
-    ServeState,
-    ServeView,
-)
+from .schemas import SUPPORTED_MODEL_TYPES, ServeState, ServeView
+from .servestate import fold, view_of
 
 log = logging.getLogger(__name__)
 
-_IN_PROGRESS = (ServeState.PENDING, ServeState.LOADING)
-# How long a starting serve may miss objects before that counts as "they vanished".
-APPLY_GRACE_SECONDS = 30.0
-_OBSERVED_TO_STATE = {
-    Observed.STARTING: ServeState.PENDING,
-    Observed.LOADING: ServeState.LOADING,
-    Observed.AVAILABLE: ServeState.AVAILABLE,
-    Observed.FAILED: ServeState.FAILED,
-}
+Key = tuple[str, int]
 
 
 class ServeService(RegistryRules):
@@ -47,19 +42,25 @@ class ServeService(RegistryRules):
         artifact_root: str | Path,
         load_timeout: float = 300.0,
         delete_timeout: float = 60.0,
+        status_timeout: float = 3.0,
+        lock_timeout: float = 90.0,
+        reconcile_interval: float = 30.0,
+        max_artifact_bytes: int = 4 * 1024**3,
     ) -> None:
         self.store = store
         self.backend = backend
         self.artifact_root = Path(artifact_root)
         self.load_timeout = load_timeout
         self.delete_timeout = delete_timeout
-        self._locks: dict[tuple[str, int], threading.Lock] = {}
+        self.status_timeout = status_timeout
+        self.lock_timeout = lock_timeout
+        self.max_artifact_bytes = max_artifact_bytes
+        self._locks: dict[Key, threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        # Held while desired state changes together with the backend (create, delete, sync,
-        # re-apply), so a reconcile in one thread never undoes a delete in another.
-        self._desired = threading.RLock()
+        self.reconciler = Reconciler(self, interval=reconcile_interval)
 
     def close(self) -> None:
+        self.reconciler.stop()
         self.backend.close()
         self.store.close()
 
@@ -88,46 +89,55 @@ class ServeService(RegistryRules):
                     # afresh instead of keeping its failed attempt.
                     self._remove_and_confirm(spec)
                 else:
-                    current = self._refresh(record)
-                    if current is not None:
-                        return current
-            with self._desired:
-                try:
-                    self.backend.apply(spec)
-                except BaseException:
-                    if created:  # nothing half-done: no row, and nothing of a deployment
-                        self._undo_apply(spec)
-                        self.store.delete_serve(name, version)
-                    raise
-                updated = self.store.update_serve(
-                    name, version, ServeState.PENDING, None, self.backend.url_for(spec)
-                )
-            view = self._refresh(updated) if updated is not None else None
-            if view is None:
-                raise NotFound(f"model {name!r} version {version} was deleted while being created")
-            return view
+                    observation = self._observe([record])[_key(record)]
+                    if observation.state not in (Observed.ABSENT, Observed.PARTIAL):
+                        return self._fold_and_store(record, observation) or _gone(name, version)
+                    # Asked to serve what is not running (a crash, a manual edit): apply again.
+            try:
+                self.backend.apply(spec)
+            except BaseException:
+                if created:  # nothing half-done: no row, and nothing of a deployment
+                    self._undo_apply(spec)
+                    self.store.delete_serve(name, version)
+                raise
+            updated = self.store.update_serve(
+                name, version, ServeState.PENDING, None, self.backend.url_for(spec)
+            )
+            if updated is None:
+                _gone(name, version)
+            return self._refresh(updated)
 
     def delete(self, name: str, version: int) -> None:
         """Stop serving (name, version); returns once the backend confirmed it is gone."""
         with self._serialized(name, version):
             record = self._record(name, version)
-            spec = _spec(record)
-            with self._desired:
-                self.store.update_serve(name, version, ServeState.DELETING, None)
-            self._remove_and_confirm(spec)
+            self.store.update_serve(name, version, ServeState.DELETING, None)
+            self._remove_and_confirm(_spec(record))
             self.store.delete_serve(name, version)
 
     def get(self, name: str, version: int) -> ServeView:
-        view = self._refresh(self._record(name, version))
-        if view is None:
-            raise NotFound(f"model {name!r} version {version} is not served (it was just deleted)")
-        return view
+        return self._refresh(self._record(name, version))
 
-    def list_serves(self) -> list[ServeView]:
-        """Every serve, each refreshed from the backend (no orphan sweep: that is reconcile's)."""
-        records = [r for r in self.store.list_serves() if r.backend == self.backend.name]
-        views = (self._refresh(record) for record in records)
-        return [view for view in views if view is not None]
+    def list_serves(self, limit: int | None = None, offset: int = 0) -> list[ServeView]:
+        """A page of serves, refreshed from the backend in one bounded read.
+
+        One bad row never breaks the list: a serve whose status cannot be read is listed with
+        the reason instead.
+        """
+        records = self.store.list_serves(self.backend.name, limit, offset)
+        observations = self._observe(records)
+        views = []
+        for record in records:
+            try:
+                view = self._fold_and_store(record, observations[_key(record)])
+            except ModelServeError as error:
+                view = view_of(record, reason=f"its status cannot be read: {error.message}")
+            except Exception:
+                log.exception("Reading serve %s %s failed", *_key(record))
+                view = view_of(record, reason="its status cannot be read; see the server log")
+            if view is not None:
+                views.append(view)
+        return views
 
     def logs(self, name: str, version: int, tail: int = 100) -> list[str]:
         """The backend's last `tail` log lines about a serve."""
@@ -161,35 +171,130 @@ class ServeService(RegistryRules):
             view = self.get(name, version)
         return view
 
-    def reconcile(self) -> list[ServeView]:
-        """Align rows and backend: drop what no row wants, then refresh every serve.
+    # -- reconciling (the reconciler lease holder only) ----------------------------------------
 
-        Run at start-up and periodically by the Jupyter server only; reads refresh without the
-        sweep, so busy readers (a panel, a kernel) never race another process's creates.
+    def reconcile(self) -> None:
+        """Make the backend run what the rows want: drop orphans, finish interrupted deletes,
+        start what was accepted but is not running, and fold every status into its row.
+
+        Called by `Reconciler` in the one process that holds the lease. What the backend runs
+        is read before the rows: anything a concurrent create deployed already has its row.
         """
-        with self._desired:
-            records = [r for r in self.store.list_serves() if r.backend == self.backend.name]
-            wanted = [_spec(r) for r in records if r.state is not ServeState.DELETING]
-            self.backend.sync(wanted)
-        return self.list_serves()
+        deployed = set(self.backend.deployed())
+        records = self.store.list_serves(self.backend.name)
+        wanted = {_key(r): r for r in records if r.state is not ServeState.DELETING}
+        for name, version in sorted(deployed - set(wanted)):
+            self._remove_orphan(name, version)
+        observations = self._observe([r for r in records])
+        for record in records:
+            observation = observations[_key(record)]
+            try:
+                if record.state is ServeState.DELETING:
+                    if observation.state is not Observed.ABSENT:
+                        self.backend.remove(_spec(record))
+                elif self._should_start(record, observation):
+                    self._start_again(record)
+            except ModelServeError as error:  # one serve's trouble must not stop the others
+                log.warning("Reconciling %s %s: %s", record.model_name, record.model_version, error)
+        self.list_serves()
+
+    def request_reconcile(self) -> None:
+        """Ask the reconciler (in this process or another one) to run soon."""
+        self.reconciler.request()
+
+    def _should_start(self, record: ServeRecord, observation: Observation) -> bool:
+        if observation.state is not Observed.ABSENT or record.state is ServeState.FAILED:
+            return False
+        # Never applied (its creator died before it could): start it, whatever the backend.
+        # Applied and gone: a crashed local model server is restarted; objects deleted from a
+        # cluster behind our back are reported FAILED instead.
+        return record.url is None or self.backend.restarts_lost_serves
+
+    def _start_again(self, record: ServeRecord) -> None:
+        with self._serialized(record.model_name, record.model_version, timeout=1.0):
+            latest = self.store.get_serve(record.model_name, record.model_version)
+            if latest is None or latest.state in (ServeState.DELETING, ServeState.FAILED):
+                return
+            spec = _spec(latest)
+            try:
+                self.backend.apply(spec)
+            except ModelServeError as error:
+                self.store.update_serve(
+                    spec.name, spec.version, ServeState.FAILED, f"could not start it: {error}"
+                )
+                return
+            if latest.url is None:
+                url = self.backend.url_for(spec)
+                self.store.update_serve(spec.name, spec.version, latest.state, None, url)
+
+    def _remove_orphan(self, name: str, version: int) -> None:
+        try:
+            with self._serialized(name, version, timeout=1.0):
+                if self.store.get_serve(name, version) is None:  # still nobody's
+                    log.info("Removing %s %s: no serve row wants it", name, version)
+                    self.backend.remove(ServeSpec(name, version, ""))
+        except ModelServeError as error:
+            log.warning("Could not remove orphaned %s %s: %s", name, version, error)
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _observe(self, records: Sequence[ServeRecord]) -> dict[Key, Observation]:
+        """What the backend runs for each record, in one read bounded by `status_timeout`."""
+        specs = [_spec(r) for r in records]
+        try:
+            found = self.backend.statuses(specs, self.status_timeout)
+        except ModelServeError as error:
+            unknown = Observation(Observed.UNKNOWN, error.message)
+            return {(s.name, s.version): unknown for s in specs}
+        missing = Observation(Observed.UNKNOWN, f"the {self.backend.name} backend said nothing")
+        return {(s.name, s.version): found.get((s.name, s.version), missing) for s in specs}
+
+    def _refresh(self, record: ServeRecord) -> ServeView:
+        view = self._fold_and_store(record, self._observe([record])[_key(record)])
+        if view is None:
+            _gone(record.model_name, record.model_version)
+        return view
+
+    def _fold_and_store(self, record: ServeRecord, observation: Observation) -> ServeView | None:
+        """Fold an observation into the row; the row as it now reads, or None when it is gone."""
+        if record.state is ServeState.DELETING and observation.state is Observed.ABSENT:
+            # A delete that did not finish (its process died), now done by the backend.
+            self.store.delete_serve(record.model_name, record.model_version)
+            return None
+        folded = fold(
+            record,
+            observation,
+            self.load_timeout,
+            self.backend.name,
+            self.backend.restarts_lost_serves,
+        )
+        if folded.transient:  # the backend could not be asked: say so, change nothing
+            return view_of(record, reason=folded.reason)
+        if folded.restart_wanted:
+            self.request_reconcile()
+        if (folded.state, folded.reason) == (record.state, record.reason):
+            return view_of(record)
+        current = self.store.update_serve(
+            record.model_name, record.model_version, folded.state, folded.reason, None, record.state
+        )
+        return view_of(current) if current is not None else None
 
     def _undo_apply(self, spec: ServeSpec) -> None:
         try:
             self.backend.remove(spec)
-        except Exception:  # the apply's own error is the one to report; sync cleans up later
+        except Exception:  # the apply's own error is the one to report; reconcile cleans up
             log.warning(
                 "Could not clean up after a failed create of %s %s", spec.name, spec.version
             )
 
     def _remove_and_confirm(self, spec: ServeSpec) -> None:
         """Remove a deployment and wait until the backend reports nothing left of it."""
-        with self._desired:
-            self.backend.remove(spec)
+        self.backend.remove(spec)
         deadline = time.monotonic() + self.delete_timeout
+        key = (spec.name, spec.version)
         for _ in backoff(deadline):
-            if self.backend.status(spec).state is Observed.ABSENT:
+            observed = self.backend.statuses([spec], self.status_timeout).get(key)
+            if observed is not None and observed.state is Observed.ABSENT:
                 return
         raise BackendUnavailable(
             f"model {spec.name!r} version {spec.version} is still being removed after "
@@ -203,103 +308,37 @@ class ServeService(RegistryRules):
             raise NotFound(f"model {name!r} version {version} is not served")
         return record
 
-    def _refresh(self, record: ServeRecord) -> ServeView | None:
-        """Fold the backend's observation into the row; None when the row is gone."""
-        spec = _spec(record)
-        observation = self.backend.status(spec)
-        if record.state is ServeState.DELETING:
-            if observation.state is Observed.ABSENT:  # a delete that did not finish, now done
-                self.store.delete_serve(record.model_name, record.model_version)
-                return None
-            return _view(record)
-        state, reason = self._fold(record, observation)
-        with self._desired:
-            lost = state is ServeState.PENDING and observation.state is Observed.ABSENT
-            if lost and self.backend.restarts_lost_serves:
-                # The backend lost it (a crash, a manual edit): serve it again, unless a delete
-                # got there first.
-                latest = self.store.get_serve(record.model_name, record.model_version)
-                if latest is None or latest.state is ServeState.DELETING:
-                    return _view(latest) if latest is not None else None
-                try:
-                    self.backend.apply(spec)
-                except ModelServeError as error:
-                    state, reason = ServeState.FAILED, f"could not start it again: {error}"
-            url = self.backend.url_for(spec)  # after apply: a restarted server may have moved
-            current: ServeRecord | None = record
-            if (state, reason, url) != (record.state, record.reason, record.url):
-                current = self.store.update_serve(
-                    record.model_name, record.model_version, state, reason, url, record.state
-                )
-        return _view(current) if current is not None else None
-
-    def _fold(self, record: ServeRecord, observation: Observation) -> tuple[ServeState, str | None]:
-        if observation.state in (Observed.ABSENT, Observed.PARTIAL):
-            if record.state is ServeState.FAILED:
-                return record.state, record.reason
-            starting = (_now() - record.state_since).total_seconds() < APPLY_GRACE_SECONDS
-            if record.state in _IN_PROGRESS and starting:
-                # Another thread or process may be creating its objects right now: missing
-                # pieces of a serve this young are not news yet.
-                return ServeState.PENDING, "its objects are being created"
-            if observation.state is Observed.PARTIAL:
-                return ServeState.FAILED, (
-                    f"{observation.reason}; delete the serve and create it again"
-                )
-            if not self.backend.restarts_lost_serves:
-                return ServeState.FAILED, (
-                    f"it is gone from the {self.backend.name} backend ({observation.reason}); "
-                    "delete the serve and create it again"
-                )
-            state = ServeState.PENDING
-            reason: str | None = (
-                f"not running on the backend, starting it again ({observation.reason})"
-            )
-        else:
-            state = _OBSERVED_TO_STATE[observation.state]
-            reason = None if state is ServeState.AVAILABLE else observation.reason
-        if record.state is ServeState.FAILED and state in _IN_PROGRESS:
-            # FAILED is final until a retry (POST again): a backend still trying does not make
-            # it LOADING again, or waiters would see FAILED, then LOADING, then FAILED...
-            return record.state, record.reason
-        if state in _IN_PROGRESS:
-            waited = (_now() - record.state_since).total_seconds()
-            if record.state in _IN_PROGRESS and waited > self.load_timeout:
-                return ServeState.FAILED, (
-                    f"not AVAILABLE after {self.load_timeout:.0f} s; last seen: "
-                    f"{state.value} ({observation.reason or 'no detail'})"
-                )
-        return state, reason
-
     @contextmanager
-    def _serialized(self, name: str, version: int) -> Iterator[None]:
-        # In-process: one create/delete per (name, version) at a time. Across processes the
-        # serve table's primary key and the backend's own lock keep it to one deployment.
+    def _serialized(self, name: str, version: int, timeout: float | None = None) -> Iterator[None]:
+        """One create/delete/restart per serve at a time in this process, never waiting forever.
+
+        Across processes the serve table's primary key, compare-and-set updates and the
+        backend's own lock keep it to one deployment.
+        """
         with self._locks_guard:
             lock = self._locks.setdefault((name, version), threading.Lock())
-        with lock:
+        wait = self.lock_timeout if timeout is None else timeout
+        if not lock.acquire(timeout=wait):
+            raise BackendUnavailable(
+                f"model {name!r} version {version} is busy with another request for more than "
+                f"{wait:.0f} s; try again"
+            )
+        try:
             yield
+        finally:
+            lock.release()
+
+
+def _key(record: ServeRecord) -> Key:
+    return (record.model_name, record.model_version)
 
 
 def _spec(record: ServeRecord) -> ServeSpec:
     return ServeSpec(record.model_name, record.model_version, record.source)
 
 
-def _view(record: ServeRecord) -> ServeView:
-    return ServeView(
-        model_name=record.model_name,
-        model_version=record.model_version,
-        state=record.state,
-        reason=record.reason,
-        url=record.url,
-        backend=record.backend,
-        created_at=record.created_at,
-        updated_at=record.updated_at,
-    )
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
+def _gone(name: str, version: int) -> NoReturn:
+    raise NotFound(f"model {name!r} version {version} is not served (it was just deleted)")
 
 
 def backoff(deadline: float, first: float = 0.02, longest: float = 0.5) -> Iterator[None]:

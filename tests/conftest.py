@@ -52,14 +52,17 @@ def jp_server_config() -> dict[str, Any]:
 
 
 @pytest.fixture
-def modelserve_app(jp_serverapp: Any) -> Iterator[ModelServeApp]:
-    """The extension inside the test server; stops the model server it started afterwards."""
+def modelserve_app(jp_serverapp: Any, jp_asyncio_loop: Any) -> Iterator[ModelServeApp]:
+    """The extension inside the test server, started as a running server starts it (the
+    reconciler ticking); stops the model server it started afterwards."""
     app = next(
         a
         for apps in jp_serverapp.extension_manager.extension_apps.values()
         for a in apps
         if isinstance(a, ModelServeApp)
     )
+    # pytest-jupyter starts the app without its event-loop hooks; a real server runs them.
+    jp_asyncio_loop.run_until_complete(app._start_jupyter_server_extension(jp_serverapp))
     yield app
     assert app.service is not None
     stop = getattr(app.service.backend, "stop_server", None)
@@ -137,7 +140,14 @@ async def post_json(url: str, body: Any) -> tuple[int, Any]:
     """POST to a model server URL (not the Jupyter server); (0, None) while nothing listens."""
     try:
         response = await AsyncHTTPClient().fetch(
-            url, method="POST", body=json.dumps(body), raise_error=False, request_timeout=30
+            url,
+            method="POST",
+            body=json.dumps(body),
+            # As TF Serving clients send it; the model server refuses the form type that
+            # tornado (like curl -d) would send by default, a browser's simple request.
+            headers={"Content-Type": "application/json"},
+            raise_error=False,
+            request_timeout=30,
         )
     except ConnectionRefusedError:
         return 0, None

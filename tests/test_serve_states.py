@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from jupyter_modelserve.backends.base import Observation, Observed
 from jupyter_modelserve.service import ServeService
 
 from .conftest import SEED_BODY, Api, post_json
@@ -45,8 +46,9 @@ def test_a_reconcile_that_read_a_row_before_a_delete_does_not_revive_it(
     assert stale is not None
     service.delete("simple", 1)
 
-    # When the reconcile goes on with what it read
-    view = service._refresh(stale)
+    # When the reconcile goes on with what it read: folds a status into it, starts it again
+    view = service._fold_and_store(stale, Observation(Observed.ABSENT, "not running"))
+    service._start_again(stale)
 
     # Then the serve stays deleted: no row, and nothing in the model server's config
     assert view is None

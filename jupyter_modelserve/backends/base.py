@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+Key = tuple[str, int]  # (model name, registry version)
+
 
 @dataclass(frozen=True)
 class ServeSpec:
@@ -33,6 +35,7 @@ class Observed(enum.Enum):
     AVAILABLE = "AVAILABLE"
     FAILED = "FAILED"
     PARTIAL = "PARTIAL"  # some of its objects exist, not all: being created, or half deleted
+    UNKNOWN = "UNKNOWN"  # the backend could not be asked in time (a hung server, a slow API)
 
 
 @dataclass(frozen=True)
@@ -69,16 +72,26 @@ class Backend(Protocol):
         """Start removing `spec`; `status` answers ABSENT once it is gone."""
         ...
 
-    def status(self, spec: ServeSpec) -> Observation:
-        """What the backend runs for `spec` right now."""
+    def statuses(self, specs: Sequence[ServeSpec], timeout: float) -> dict[Key, Observation]:
+        """What the backend runs for each of `specs` right now, keyed by (name, version).
+
+        One bounded read for the whole list, never one slow call per serve: when the backend
+        does not answer within `timeout` seconds, the specs not seen yet are UNKNOWN with a
+        reason that says so. Raise BackendUnavailable only when nothing could be read at all.
+        """
+        ...
+
+    def deployed(self) -> list[Key]:
+        """Every (name, version) this backend runs or is configured to run for us."""
+        ...
+
+    def needs_attention(self) -> bool:
+        """A cheap local check (no network) that something wanted has stopped running, such as
+        a crashed model server: the reconciler then runs at once instead of on its schedule."""
         ...
 
     def logs(self, spec: ServeSpec, tail: int) -> list[str]:
         """The last `tail` log lines that concern `spec`."""
-        ...
-
-    def sync(self, specs: Sequence[ServeSpec]) -> None:
-        """Make the backend run exactly `specs`: restart what crashed, drop what nobody wants."""
         ...
 
     def close(self) -> None:

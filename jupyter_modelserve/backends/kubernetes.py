@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,7 +19,7 @@ from traitlets.config import LoggingConfigurable
 
 from ..errors import BackendUnavailable, Conflict, InvalidInput
 from . import manifests
-from .base import Observation, Observed, ServeSpec
+from .base import Key, Observation, Observed, ServeSpec
 from .kubestatus import observe
 
 T = TypeVar("T")
@@ -70,12 +69,6 @@ class KubernetesBackend(LoggingConfigurable):
         config=True,
         help="Value of the modelserve/instance label; give each Jupyter server sharing a "
         "namespace its own, so one never removes the other's serves as orphans.",
-    )
-    orphan_grace_seconds = Int(
-        120,
-        config=True,
-        help="Labelled objects younger than this are never removed as orphans: another process "
-        "(a kernel, a second Jupyter server) may have made them after this one read its rows.",
     )
     progress_deadline_seconds = Int(
         600, config=True, help="Deployment progressDeadlineSeconds: then the serve is FAILED."
@@ -141,38 +134,73 @@ class KubernetesBackend(LoggingConfigurable):
             if existing is not None and all(labels.get(k) == ours[k] for k in manifests.OWNER_KEYS):
                 self._call(f"delete {kind}", self._delete, kind, name, allow=(404,))
 
-    def status(self, spec: ServeSpec) -> Observation:
-        name = manifests.object_name(spec)
-        deployment = self._read("Deployment", name)
-        pods = self._pods(spec)
-        if deployment is None:
-            left = [kind for kind in ("ConfigMap", "Service", "Ingress") if self._read(kind, name)]
-            left += [f"Pod {pod.metadata.name}" for pod in pods]
-            if not left:
-                return Observation(Observed.ABSENT, f"no objects named {name} in {self.namespace}")
-            return Observation(
-                Observed.PARTIAL,
-                f"Deployment {name} is missing from namespace {self.namespace} (deleted outside "
-                f"jupyter_modelserve?); left behind: {', '.join(left)}",
-            )
-        return observe(deployment, pods)
-
-    def sync(self, specs: Sequence[ServeSpec]) -> None:
-        wanted = {(manifests.label_value(s.name), str(s.version)) for s in specs}
+    def statuses(self, specs: Sequence[ServeSpec], timeout: float) -> dict[Key, Observation]:
+        """Every serve's state from one list of Deployments and one of Pods (two API calls,
+        whatever the number of serves; the other kinds only when a Deployment is missing)."""
+        if not specs:
+            return {}
         selector = manifests.owner_selector(self.settings)
-        young = datetime.now(timezone.utc) - timedelta(seconds=self.orphan_grace_seconds)
+        limit = (min(3.0, timeout), timeout)
+        deployments = {
+            d.metadata.name: d
+            for d in self._call("list Deployments", self._list, "Deployment", selector, limit)
+        }
+        pods: dict[tuple[str | None, str | None], list[Any]] = {}
+        for pod in self._call("list pods", self._list, "Pod", selector, limit):
+            labels = pod.metadata.labels or {}
+            key = (labels.get(manifests.LABEL_NAME), labels.get(manifests.LABEL_VERSION))
+            pods.setdefault(key, []).append(pod)
+        leftovers: dict[str, list[str]] | None = None
+        found: dict[Key, Observation] = {}
+        for spec in specs:
+            name = manifests.object_name(spec)
+            serve_pods = pods.get((manifests.label_value(spec.name), str(spec.version)), [])
+            deployment = deployments.get(name)
+            if deployment is not None:
+                found[(spec.name, spec.version)] = observe(deployment, serve_pods)
+                continue
+            if leftovers is None:
+                leftovers = self._other_objects(selector, limit)
+            left = leftovers.get(name, []) + [f"Pod {pod.metadata.name}" for pod in serve_pods]
+            if not left:
+                found[(spec.name, spec.version)] = Observation(
+                    Observed.ABSENT, f"no objects named {name} in {self.namespace}"
+                )
+            else:
+                found[(spec.name, spec.version)] = Observation(
+                    Observed.PARTIAL,
+                    f"Deployment {name} is missing from namespace {self.namespace} (deleted "
+                    f"outside jupyter_modelserve?); left behind: {', '.join(left)}",
+                )
+        return found
+
+    def deployed(self) -> list[Key]:
+        selector = manifests.owner_selector(self.settings)
+        keys: set[Key] = set()
         for kind in KINDS:
             for obj in self._call(f"list {kind}s", self._list, kind, selector):
-                labels = obj.metadata.labels or {}
-                key = (labels.get(manifests.LABEL_NAME), labels.get(manifests.LABEL_VERSION))
-                created = obj.metadata.creation_timestamp
-                if created is not None and created > young:
+                if obj.metadata.deletion_timestamp is not None:
                     continue
-                if key not in wanted and obj.metadata.deletion_timestamp is None:
-                    self.log.info("Removing orphaned %s %s", kind, obj.metadata.name)
-                    self._call(
-                        f"delete {kind}", self._delete, kind, obj.metadata.name, allow=(404,)
-                    )
+                labels = obj.metadata.labels or {}
+                annotations = obj.metadata.annotations or {}
+                model = annotations.get(manifests.ANNOTATION_MODEL) or labels.get(
+                    manifests.LABEL_NAME
+                )
+                version = labels.get(manifests.LABEL_VERSION, "")
+                if model and version.isdigit():
+                    keys.add((model, int(version)))
+        return sorted(keys)
+
+    def needs_attention(self) -> bool:
+        return False  # nothing to see without asking the API server: the schedule decides
+
+    def _other_objects(self, selector: str, limit: tuple[float, float]) -> dict[str, list[str]]:
+        """{object name: ["ConfigMap x", ...]} for the kinds besides Deployments."""
+        found: dict[str, list[str]] = {}
+        for kind in ("ConfigMap", "Service", "Ingress"):
+            for obj in self._call(f"list {kind}s", self._list, kind, selector, limit):
+                found.setdefault(obj.metadata.name, []).append(kind)
+        return found
 
     def logs(self, spec: ServeSpec, tail: int) -> list[str]:
         pods = self._pods(spec)
@@ -237,6 +265,7 @@ class KubernetesBackend(LoggingConfigurable):
             "Deployment": (self._apps, "deployment"),
             "Service": (self._core, "service"),
             "Ingress": (self._networking, "ingress"),
+            "Pod": (self._core, "pod"),
         }
         api, suffix = apis[kind]
         return api(), suffix
@@ -253,12 +282,12 @@ class KubernetesBackend(LoggingConfigurable):
             allow=(404,),
         )
 
-    def _list(self, kind: str, selector: str) -> list[Any]:
+    def _list(
+        self, kind: str, selector: str, timeout: tuple[float, float] = REQUEST_TIMEOUT
+    ) -> list[Any]:
         api, suffix = self._kind_api(kind)
         lister = getattr(api, f"list_namespaced_{suffix}")
-        return list(
-            lister(self.namespace, label_selector=selector, _request_timeout=REQUEST_TIMEOUT).items
-        )
+        return list(lister(self.namespace, label_selector=selector, _request_timeout=timeout).items)
 
     def _create(self, obj: dict[str, Any]) -> Any:
         api, suffix = self._kind_api(obj["kind"])

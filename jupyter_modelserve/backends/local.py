@@ -9,29 +9,36 @@ and a file lock keeps two processes (server, kernels, CLI) from starting two ser
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
-import urllib.error
-import urllib.request
+import time
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
-from traitlets import Bool, Int, List, Unicode
+from filelock import Timeout as LockTimeout
+from traitlets import Bool, Float, Int, List, Unicode, observe
 from traitlets.config import LoggingConfigurable
 
 from ..errors import BackendUnavailable, Conflict, InvalidInput
 from ..modelserver.config import ModelConfig, VersionPolicy, parse_model_config_list
 from ..modelserver.config import render_model_config_list as render_config
-from .base import Observation, Observed, ServeSpec
-from .process import HOST, free_port, is_our_server, port_in_use, terminate
+from .base import Key, Observation, Observed, ServeSpec
+from .process import HOST, free_port, is_our_server, port_in_use, terminate, wait_until_free
 
 BUILTIN = "builtin"
+DEFAULT_REST_PORT = 8501  # TF Serving's
+# What may reach the model server's config file and URLs: the registry's own name rule. The
+# front doors check it too; this is the last line before a name is written into a file.
+_SAFE_NAME = re.compile(r"[0-9A-Za-z](?:[0-9A-Za-z_-]*[0-9A-Za-z])?")
 # tensorflow_model_server re-reads its config at most once a second; the built-in server also
 # reloads at once on SIGHUP.
 CONFIG_POLL_SECONDS = 1
@@ -44,9 +51,11 @@ class LocalBackend(LoggingConfigurable):
     restarts_lost_serves = True
 
     rest_api_port = Int(
-        8501,
+        DEFAULT_REST_PORT,
         config=True,
-        help="REST port of the model server on 127.0.0.1; 0 picks a free port at start.",
+        help="REST port of the model server on 127.0.0.1; 0 picks a free port at start. Left at "
+        "its default, a port taken by another program (a second user's server) is replaced by "
+        "a free one, kept for this data folder; a port set explicitly is used or refused.",
     )
     server_command = List(
         Unicode(),
@@ -67,7 +76,24 @@ class LocalBackend(LoggingConfigurable):
         help="Folder for the model server's config, log, pid file and lock. "
         "Default: `server/` under the modelserve data folder.",
     )
-    status_timeout = Int(5, config=True, help="Seconds to wait for the model server's answer.")
+    status_timeout = Float(
+        5.0,
+        config=True,
+        help="Seconds one status read may wait for the model server (also bounded by the "
+        "service's list deadline).",
+    )
+    port_release_timeout = Float(
+        10.0,
+        config=True,
+        help="Seconds to wait for a crashed model server's port to close before restarting on it.",
+    )
+    allowed_hosts = List(
+        Unicode(),
+        default_value=[],
+        config=True,
+        help="Host names the built-in model server answers besides loopback ones (it refuses any "
+        "other Host header, against DNS rebinding); '*' allows any.",
+    )
 
     def __init__(self, data_dir: str | Path, artifact_root: str | Path = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -79,9 +105,18 @@ class LocalBackend(LoggingConfigurable):
         self._lock = FileLock(str(self.dir / "server.lock"), timeout=120)
         self._children: list[subprocess.Popen[bytes]] = []
 
+    _port_explicit = False
+
+    @observe("rest_api_port")
+    def _remember_explicit_port(self, change: Any) -> None:
+        # Only a value that came from config or code fires this; the default does not.
+        self._port_explicit = True
+
     # -- Backend protocol --------------------------------------------------------------------
 
     def validate(self, spec: ServeSpec) -> None:
+        if not _SAFE_NAME.fullmatch(spec.name):
+            raise InvalidInput(f"modelName: {spec.name!r} cannot be served by the local backend")
         if "://" in spec.source:
             raise InvalidInput(
                 f"source: {spec.source!r} is remote; the local backend serves models stored on "
@@ -106,7 +141,7 @@ class LocalBackend(LoggingConfigurable):
         return lines[-tail:] if tail else lines
 
     def apply(self, spec: ServeSpec) -> None:
-        with self._lock:
+        with self._locked():
             configs = self._read_config()
             updated = _with_version(configs, spec)
             changed = self._write_config(updated)
@@ -115,54 +150,56 @@ class LocalBackend(LoggingConfigurable):
                 self._signal_reload(info)
 
     def remove(self, spec: ServeSpec) -> None:
-        with self._lock:
+        with self._locked():
             updated = _without_version(self._read_config(), spec)
             if self._write_config(updated):
                 info = self._running_info()
                 if info is not None:
                     self._signal_reload(info)
 
-    def status(self, spec: ServeSpec) -> Observation:
+    def statuses(self, specs: Sequence[ServeSpec], timeout: float) -> dict[Key, Observation]:
+        if not specs:
+            return {}
         info = self._running_info()
         if info is None:
             last = self._last_log_line()
-            return Observation(
+            absent = Observation(
                 Observed.ABSENT,
                 "the model server is not running" + (f"; its log ends: {last}" if last else ""),
             )
-        wanted = _serves(self._read_config(), spec)
-        url = f"http://{HOST}:{info['port']}/v1/models/{spec.name}/versions/{spec.version}"
+            return {(s.name, s.version): absent for s in specs}
+        configs = self._read_config()
+        deadline = time.monotonic() + min(timeout, self.status_timeout)
+        by_name: dict[str, list[ServeSpec]] = {}
+        for spec in specs:
+            by_name.setdefault(spec.name, []).append(spec)
+        found: dict[Key, Observation] = {}
+        # One keep-alive connection and one status call per model name (it lists every
+        # version), all within one deadline: a hung server costs the deadline once, not per serve.
+        connection = http.client.HTTPConnection(HOST, int(info["port"]))
         try:
-            with urllib.request.urlopen(url, timeout=self.status_timeout) as response:
-                body = json.load(response)
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:  # the server has never heard of it (or forgot it)
-                if not wanted:
-                    return Observation(Observed.ABSENT)
-                return Observation(Observed.STARTING, "waiting for the model server to load it")
-            return Observation(Observed.STARTING, f"model server answered {exc.code}")
-        except (OSError, ValueError):
-            return Observation(Observed.STARTING, "the model server is starting")
-        if not wanted:
-            # Gone from the config is not gone from the server: absent once it says so.
-            state = _version_state(body, spec)
-            if state in (None, "END"):
-                return Observation(Observed.ABSENT)
-            return Observation(Observed.STARTING, f"the model server is unloading it ({state})")
-        return _observation_from_status(body, spec)
+            for name, group in by_name.items():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                answer = _status_call(connection, name, remaining)
+                for spec in group:
+                    found[(spec.name, spec.version)] = _observation(answer, configs, spec)
+        finally:
+            connection.close()
+        silent = Observation(
+            Observed.UNKNOWN,
+            f"the model server (pid {info['pid']}) does not answer: no reply within "
+            f"{min(timeout, self.status_timeout):.1f} s",
+        )
+        return {(s.name, s.version): found.get((s.name, s.version), silent) for s in specs}
 
-    def sync(self, specs: Sequence[ServeSpec]) -> None:
-        with self._lock:
-            configs: list[ModelConfig] = []
-            for spec in specs:
-                try:
-                    configs = _with_version(configs, spec)
-                except Conflict as conflict:  # one bad serve must not stop all the others
-                    self.log.warning("Not serving %s %s: %s", spec.name, spec.version, conflict)
-            changed = self._write_config(configs)
-            info, started = self._ensure_running() if configs else (self._running_info(), False)
-            if changed and info is not None and not started:
-                self._signal_reload(info)
+    def deployed(self) -> list[Key]:
+        return [(c.name, v) for c in self._read_config() for v in c.version_policy.versions]
+
+    def needs_attention(self) -> bool:
+        """Serves are configured but their server is not running (it crashed, or was killed)."""
+        return bool(self._read_config()) and self._running_info() is None
 
     def close(self) -> None:
         for child in self._children:
@@ -172,7 +209,7 @@ class LocalBackend(LoggingConfigurable):
 
     def base_url(self) -> str:
         info = self._running_info()
-        port = info["port"] if info else self.rest_api_port or self._last_port() or 0
+        port = info["port"] if info else self._last_port() or self.rest_api_port or 0
         return f"http://{HOST}:{port}"
 
     def server_pid(self) -> int | None:
@@ -181,7 +218,7 @@ class LocalBackend(LoggingConfigurable):
 
     def stop_server(self, timeout: float = 15.0) -> None:
         """Stop the model server (used by tests and `jupyter modelserve stop-server`)."""
-        with self._lock:
+        with self._locked():
             info = self._running_info()
             if info is not None:
                 pid = int(info["pid"])
@@ -204,12 +241,7 @@ class LocalBackend(LoggingConfigurable):
         info = self._running_info()
         if info is not None:
             return info, False
-        port = self.rest_api_port or self._previous_port() or free_port()
-        if port_in_use(port):
-            raise BackendUnavailable(
-                f"port {port} on {HOST} is in use by another program, so the model server cannot "
-                "start; set c.LocalBackend.rest_api_port to a free port (or 0 to pick one)"
-            )
+        port = self._port_to_start_on()
         command, kind = self._command()
         if shutil.which(command[0]) is None:  # nohup would hide this until the server's log
             raise BackendUnavailable(
@@ -223,6 +255,11 @@ class LocalBackend(LoggingConfigurable):
         command += [
             f"--port={free_port()}",
             f"--rest_api_port={port}",
+            *(
+                [f"--rest_api_allowed_hosts={','.join(self.allowed_hosts)}"]
+                if kind == BUILTIN and self.allowed_hosts
+                else []
+            ),
             f"--model_config_file={self.config_file}",
             f"--model_config_file_poll_wait_seconds={CONFIG_POLL_SECONDS}",
         ]
@@ -255,10 +292,35 @@ class LocalBackend(LoggingConfigurable):
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             return None
 
-    def _previous_port(self) -> int | None:
-        """With a free port asked for, restart on the last one, so served urls stay valid."""
-        port = self._last_port()
-        return None if port is None or port_in_use(port) else port
+    def _port_to_start_on(self) -> int:
+        """The port a (re)started server binds: the last one when possible, so urls stay valid.
+
+        After a crash the dead process's socket may take a moment to close: wait for it rather
+        than move. A port set explicitly is used or refused; the default 8501, when another
+        program (a second user's server) has it, gives way to a free port kept for this folder.
+        """
+        last = self._last_port()
+        if self._port_explicit and self.rest_api_port:
+            if last == self.rest_api_port:
+                wait_until_free(last, self.port_release_timeout)
+            if port_in_use(self.rest_api_port):
+                raise BackendUnavailable(
+                    f"port {self.rest_api_port} on {HOST} is in use by another program, so the "
+                    "model server cannot start; set c.LocalBackend.rest_api_port to a free port "
+                    "(or 0 to pick one)"
+                )
+            return int(self.rest_api_port)
+        for port in dict.fromkeys(p for p in (last, self.rest_api_port) if p):
+            if port == last and wait_until_free(port, self.port_release_timeout):
+                return port
+            if not port_in_use(port):
+                return port
+        port = free_port()
+        if self.rest_api_port:
+            self.log.info(
+                "Port %s on %s is taken: the model server uses %s", self.rest_api_port, HOST, port
+            )
+        return port
 
     def _last_log_line(self) -> str:
         try:
@@ -287,9 +349,30 @@ class LocalBackend(LoggingConfigurable):
 
     def _read_config(self) -> list[ModelConfig]:
         try:
-            return parse_model_config_list(self.config_file.read_text())
+            text = self.config_file.read_text()
         except FileNotFoundError:
             return []
+        try:
+            return parse_model_config_list(text)
+        except ValueError as error:
+            # Never let one unreadable file break every serve: set it aside (for a look) and
+            # start from nothing; the reconciler writes back what the rows want.
+            aside = self.config_file.with_suffix(f".unreadable-{int(time.time())}")
+            with contextlib.suppress(OSError):
+                self.config_file.replace(aside)
+            self.log.error("The model server config was unreadable (%s); moved to %s", error, aside)
+            return []
+
+    @contextlib.contextmanager
+    def _locked(self) -> Any:
+        try:
+            with self._lock:
+                yield
+        except LockTimeout:
+            raise BackendUnavailable(
+                f"another process has held the model server's lock ({self._lock.lock_file}) for "
+                f"{self._lock.timeout:.0f} s; try again"
+            ) from None
 
     def _write_config(self, configs: list[ModelConfig]) -> bool:
         """Write the config atomically; returns whether it changed."""
@@ -351,6 +434,50 @@ def _config(name: str, base_path: str, versions: tuple[int, ...]) -> ModelConfig
 
 def _serves(configs: list[ModelConfig], spec: ServeSpec) -> bool:
     return any(c.name == spec.name and spec.version in c.version_policy.versions for c in configs)
+
+
+def _status_call(connection: http.client.HTTPConnection, name: str, timeout: float) -> Any:
+    """The model server's status of every version of `name`: a JSON body, an HTTP status code
+    (int) when it answered with an error, or None when it did not answer in time."""
+    connection.timeout = timeout
+    if connection.sock is not None:
+        connection.sock.settimeout(timeout)
+    try:
+        connection.request("GET", f"/v1/models/{urllib.parse.quote(name, safe='')}")
+        response = connection.getresponse()
+        raw = response.read()
+    except TimeoutError:
+        return None
+    except (OSError, http.client.HTTPException):
+        connection.close()  # reconnect on the next call
+        return "starting"
+    if response.status != 200:
+        return response.status
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return 500
+
+
+def _observation(answer: Any, configs: list[ModelConfig], spec: ServeSpec) -> Observation:
+    if answer is None:
+        return Observation(Observed.UNKNOWN, "the model server does not answer")
+    wanted = _serves(configs, spec)
+    if answer == "starting":
+        return Observation(Observed.STARTING, "the model server is starting")
+    if isinstance(answer, int):
+        if answer == 404:  # the server has never heard of it (or forgot it)
+            if not wanted:
+                return Observation(Observed.ABSENT)
+            return Observation(Observed.STARTING, "waiting for the model server to load it")
+        return Observation(Observed.STARTING, f"model server answered {answer}")
+    if not wanted:
+        # Gone from the config is not gone from the server: absent once it says so.
+        state = _version_state(answer, spec)
+        if state in (None, "END"):
+            return Observation(Observed.ABSENT)
+        return Observation(Observed.STARTING, f"the model server is unloading it ({state})")
+    return _observation_from_status(answer, spec)
 
 
 def _version_state(body: dict[str, Any], spec: ServeSpec) -> str | None:

@@ -65,3 +65,15 @@ def port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((HOST, port)) == 0
+
+
+def wait_until_free(port: int, timeout: float) -> bool:
+    """Poll until nothing listens on `port` (a killed server's socket closing); True if free."""
+    deadline = time.monotonic() + timeout
+    pause = 0.01
+    while port_in_use(port):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
+    return True
