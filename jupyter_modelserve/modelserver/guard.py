@@ -135,7 +135,7 @@ class RequestPolicy:
                 f"requests addressed to {self._names()} (a guard against DNS rebinding); start "
                 f"it with {ALLOWED_HOSTS_FLAG}=NAME[,NAME...] to allow other host names"
             )
-        length = _content_length(headers)
+        length = content_length(headers)
         if length is not None and length > self.max_body_bytes:
             return too_large(
                 f"Request body of {length} bytes is larger than the model server's limit of "
@@ -177,7 +177,7 @@ class RequestPolicy:
         return ", ".join(_shown(h) for h in self.allowed_hosts)
 
 
-def _content_length(headers: HTTPHeaders) -> int | None:
+def content_length(headers: HTTPHeaders) -> int | None:
     """The declared body size; None when absent or malformed (Tornado answers the latter)."""
     value = (headers.get("Content-Length") or "").strip()
     if not _DIGITS.fullmatch(value):

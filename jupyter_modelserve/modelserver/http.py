@@ -12,7 +12,7 @@ import tornado.web
 
 from .api import Api
 from .errors import ServingError
-from .guard import RequestPolicy
+from .guard import RequestPolicy, content_length
 from .logs import log
 from .manager import ModelManager
 
@@ -20,6 +20,7 @@ from .manager import ModelManager
 # answers in TF Serving's error form, is what clients meet; Tornado's bare 400 and closed
 # connection remain only for a single chunk declared far past the limit.
 HARD_STOP_MARGIN = 1024 * 1024
+DRAIN_LIMIT = 64 * 1024  # the largest body of a refused request that is read before answering
 
 
 @tornado.web.stream_request_body
@@ -42,20 +43,30 @@ class RestHandler(tornado.web.RequestHandler):
 
     def prepare(self) -> None:
         self._refusal = self.policy.refusal(self.request.method or "GET", self.request.headers)
-        if self._refusal is not None and self._refusal.http_status == 413:
+        if self._refusal is None:
+            return
+        if self._refusal.http_status == 413 or not self._small_body():
             # Answer now, before the body arrives; the connection then closes.
             self._reply_error(self._refusal)
-        # Other refusals are answered once the (bounded) body is read and dropped, which keeps
-        # the connection usable: closing with unread data can reset it before the client reads.
+        # A small body of a refused request is read and dropped first, and the refusal answered
+        # after it: that keeps the connection usable, while closing it with unread data could
+        # reset it before the client reads the answer.
+
+    def _small_body(self) -> bool:
+        headers = self.request.headers
+        if "chunked" in headers.get("Transfer-Encoding", "").lower():
+            return False
+        length = content_length(headers)
+        return length is None or length <= DRAIN_LIMIT
 
     def data_received(self, chunk: bytes) -> None:
-        if self._finished:
-            return
+        if self._finished or self._refusal is not None:
+            return  # a refused request's body is dropped
         self._received += len(chunk)
         if self._received > self.policy.max_body_bytes:  # chunked: no Content-Length to check
             self._chunks.clear()
             self._reply_error(self.policy.body_too_large(self._received))
-        elif self._refusal is None and self.request.method == "POST":
+        elif self.request.method == "POST":
             self._chunks.append(chunk)
 
     async def _answer(self) -> None:
