@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from jupyter_modelserve.modelserver.config import render_model_config_list
-from jupyter_modelserve.modelserver.flags import FlagError, parse_flags
+from jupyter_modelserve.modelserver.flags import FlagError, parse_flags, request_policy
 
 from .modelserver_fixtures import PORT_LINE, TIMEOUT, ServerProcess, config, state_of, wait_for
 from .tf_models import build_half_plus_two
@@ -109,6 +109,12 @@ def test_cli_single_model_flags_and_version_polling(
         (["--rest_api_port=0", "--model_base_path=/m", "--colour=red"], "unknown command line"),
         (["--rest_api_port=0"], "--model_config_file or --model_base_path"),
         (["--rest_api_port=zero", "--model_base_path=/m"], "expects a number"),
+        (
+            ["--model_base_path=/m", "--rest_api_allowed_hosts=ok.example,http://x.example"],
+            "--rest_api_allowed_hosts: 'http://x.example' is not a host name",
+        ),
+        (["--model_base_path=/m", "--rest_api_allowed_hosts=a.example:80"], "(no ports)"),
+        (["--model_base_path=/m", "--rest_api_max_body_bytes=0"], "must be at least 1"),
     ],
 )
 def test_cli_bad_flags_exit_2(flags: list[str], message: str) -> None:
@@ -144,3 +150,32 @@ def test_parse_flags_accepts_both_spellings() -> None:
         parse_flags(["--model_base_path=/m", "--rest_api_port"])
     with pytest.raises(FlagError, match="must not be negative"):
         parse_flags(["--model_base_path=/m", "--rest_api_port=-1"])
+
+
+def test_allowed_hosts_and_body_limit_flags() -> None:
+    # Given the guard flags, with spaces, brackets, case and a wildcard
+    flags = parse_flags(
+        [
+            "--model_base_path=/m",
+            "--rest_api_allowed_hosts= Models.Example ,*.corp.example,[::2],,10.0.0.7",
+            "--rest_api_max_body_bytes=1000",
+        ]
+    )
+    # When the server builds its request policy from them
+    policy = request_policy(flags)
+    # Then loopback names come first, the listed ones follow, normalised, and the cap is kept
+    assert policy.allowed_hosts == (
+        "127.0.0.1",
+        "localhost",
+        "::1",
+        "models.example",
+        "*.corp.example",
+        "::2",
+        "10.0.0.7",
+    )
+    assert policy.max_body_bytes == 1000
+    # And a server bound to one specific address answers to that address too, not to 0.0.0.0
+    bound = request_policy(parse_flags(["--model_base_path=/m", "--rest_api_host=10.1.2.3"]))
+    assert "10.1.2.3" in bound.allowed_hosts and bound.allows("10.1.2.3")
+    anywhere = request_policy(parse_flags(["--model_base_path=/m", "--rest_api_host=0.0.0.0"]))
+    assert anywhere.allowed_hosts == ("127.0.0.1", "localhost", "::1")
