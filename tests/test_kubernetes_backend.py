@@ -249,8 +249,7 @@ async def test_reconcile_removes_orphans_and_reports_vanished_serves(
         "ms-simple-v1", kube_namespace, propagation_policy="Foreground"
     )
 
-    # When the service reconciles (as at start-up and periodically), past the orphan grace
-    service.backend.orphan_grace_seconds = 0  # type: ignore[attr-defined]
+    # When the service reconciles (as the reconciler lease holder does)
 
     def deployments() -> list[str]:
         return [d.metadata.name for d in apps.list_namespaced_deployment(kube_namespace).items]

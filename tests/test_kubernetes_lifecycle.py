@@ -35,9 +35,7 @@ def kube_jupyter(
         tmp_path,
         {
             "ModelServeApp": {"backend": "kubernetes"},
-            "KubernetesBackend": _kube_config(
-                kube_cluster.kubeconfig, kube_namespace, orphan_grace_seconds=0
-            ),
+            "KubernetesBackend": _kube_config(kube_cluster.kubeconfig, kube_namespace),
         },
     )
     yield server
