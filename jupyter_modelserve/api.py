@@ -20,7 +20,16 @@ from typing import Any
 
 from .config import load_settings
 from .errors import BackendUnavailable, InvalidInput, ModelServeError
-from .schemas import ModelVersionView, ServeState, ServeView
+from .schemas import (
+    ModelVersionView,
+    ServeState,
+    ServeView,
+    validate_description,
+    validate_model_name,
+    validate_source,
+    validate_tags,
+    validate_version,
+)
 from .service import ServeService
 
 DEFAULT_TIMEOUT = 300.0  # as long as the service's load deadline: waiting less loses serves
@@ -34,6 +43,8 @@ def service() -> ServeService:
     with _service_lock:
         if _service is None:
             _service = load_settings().build_service()
+            # A kernel heals its serves too when no Jupyter server holds the reconciler lease.
+            _service.reconciler.start_thread()
         return _service
 
 
@@ -42,19 +53,24 @@ def register(
 ) -> ModelVersionView:
     """Register a Keras model, a SavedModel folder or an s3:// or gs:// URI as `name`'s next
     version."""
+    # The same checks as the REST API's, before anything is exported or copied.
+    name = validate_model_name(name)
+    description = validate_description(description)
+    tags = validate_tags(tags)
     if isinstance(source, str) or hasattr(source, "__fspath__"):
-        return service().register(str(source), name, description, tags)
+        return service().register(validate_source(str(source)), name, description, tags)
     return service().register_keras_model(source, name, description, tags)
 
 
 def serve(name: str, version: int, wait: bool = True, timeout: float = DEFAULT_TIMEOUT) -> Serve:
     """Serve a registered version; with `wait`, return once it is AVAILABLE (FAILED raises)."""
+    name, version = validate_model_name(name), validate_version(version)
     served = Serve(service().create(name, version))
     return served.wait(timeout) if wait else served
 
 
 def get(name: str, version: int) -> Serve:
-    return Serve(service().get(name, version))
+    return Serve(service().get(validate_model_name(name), validate_version(version)))
 
 
 def serves() -> list[Serve]:
@@ -112,7 +128,7 @@ class Serve:
             raise BackendUnavailable(f"cannot reach {self.url}: {error}") from None
 
     def logs(self, tail: int = 100) -> list[str]:
-        return service().logs(self.name, self.version, tail)
+        return service().logs(self.name, self.version, validate_version(tail, "tail"))
 
     def delete(self) -> None:
         service().delete(self.name, self.version)

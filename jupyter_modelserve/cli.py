@@ -10,6 +10,7 @@ from traitlets import Unicode
 from ._version import __version__
 from .config import load_settings
 from .errors import ModelServeError
+from .schemas import validate_description, validate_model_name, validate_source
 
 
 class RegisterApp(JupyterApp):
@@ -29,11 +30,16 @@ class RegisterApp(JupyterApp):
     def start(self) -> None:
         if len(self.extra_args) != 1 or not self.model_name:
             self.exit_with("usage: jupyter modelserve register PATH --name NAME")
+        try:  # the REST API's checks, before the registry is even opened
+            source = validate_source(self.extra_args[0], "PATH")
+            name = validate_model_name(self.model_name, "--name")
+            description = validate_description(self.model_description or None, "--description")
+        except ModelServeError as error:
+            self.exit_with(f"error: {error}")
+            return
         service = load_settings(self.config).build_service()
         try:
-            version = service.register_saved_model(
-                self.extra_args[0], self.model_name, self.model_description or None
-            )
+            version = service.register_saved_model(source, name, description)
         except ModelServeError as error:
             self.exit_with(f"error: {error}")
         finally:

@@ -9,6 +9,7 @@ s = %serve churn 1                      # waits until AVAILABLE, with progress
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import sys
 import time
@@ -20,7 +21,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from . import api
 from .errors import InvalidInput, ModelServeError, ServeFailed
-from .schemas import ServeState, ServeView, parse_positive_int
+from .schemas import ServeState, ServeView, validate_model_name, validate_version
 
 SUBCOMMANDS = ("delete", "list", "status", "logs", "register", "predict")
 
@@ -65,7 +66,9 @@ class ServeMagics(Magics):
         Errors print one line saying what to do; the result is also returned, so
         `s = %serve simple 1` works.
         """
-        words = line.split(None, 3)
+        # Split on blanks only: str.split() would also split on "\x1c" or "\u2028", quietly
+        # turning "evil\u2028" into the valid name "evil" instead of refusing it.
+        words = re.split(r"[ \t]+", line.strip(" \t"), maxsplit=3)
         if len(words) == 4 and words[0] == "predict":
             # DATA is JSON: shlex would eat its quotes and argparse its negative numbers.
             try:
@@ -94,11 +97,12 @@ class ServeMagics(Magics):
             _expect(rest, 1, "%serve register SOURCE --name NAME")
             if not args.name:
                 raise InvalidInput("--name: say which model this is a version of")
-            return api.register(self._source(rest[0]), args.name, args.description)
+            name = validate_model_name(args.name, "--name")
+            return api.register(self._source(rest[0]), name, args.description)
         if command == "predict":  # with DATA it never gets here (see serve)
             raise InvalidInput("usage: %serve predict NAME VERSION DATA")
         _expect(rest, 2, f"%serve {'' if command == 'create' else command + ' '}NAME VERSION")
-        name, version = rest[0], _version(rest[1])
+        name, version = _name(rest[0]), _version(rest[1])
         if command == "delete":
             api.service().delete(name, version)
             print(f"Stopped serving {name} version {version}")
@@ -110,8 +114,9 @@ class ServeMagics(Magics):
         return self._create(name, version, wait=not args.no_wait, timeout=args.timeout)
 
     def _predict(self, name: str, version: str, data: str) -> Any:
+        name, number = _name(name), _version(version)
         instances = self._data(data.strip())
-        return api.get(name, _version(version)).predict(instances)
+        return api.get(name, number).predict(instances)
 
     def _create(self, name: str, version: int, wait: bool, timeout: float) -> api.Serve:
         served = api.serve(name, version, wait=False)
@@ -147,6 +152,10 @@ class ServeMagics(Magics):
             raise InvalidInput(
                 f"DATA: neither a variable nor JSON ({exc.msg}); e.g. [[1.0, 2.0]]"
             ) from None
+        except RecursionError:
+            raise InvalidInput("DATA: nested too deeply") from None
+        except ValueError as exc:  # an integer of more digits than int() converts
+            raise InvalidInput(f"DATA: {exc}") from None
 
 
 class _Progress:
@@ -207,8 +216,12 @@ def _expect(words: list[str], count: int, usage: str) -> None:
         raise InvalidInput(f"usage: {usage}")
 
 
+def _name(word: str) -> str:
+    return validate_model_name(word, "NAME")
+
+
 def _version(word: str) -> int:
-    return parse_positive_int(word, "VERSION")
+    return validate_version(word, "VERSION")
 
 
 def _fail(message: str) -> None:

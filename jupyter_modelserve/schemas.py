@@ -15,9 +15,22 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from .errors import InvalidInput
 
-# Submarine's model name rule, relaxed to also accept one-character names.
-MODEL_NAME_PATTERN = r"^[0-9A-Za-z]([0-9A-Za-z_-]*[0-9A-Za-z])?$"
+# Submarine's model name rule, relaxed to also accept one-character names. Checked with
+# `re.fullmatch`, never `$` alone, which also matches before a final "\n".
+MODEL_NAME_PATTERN = r"[0-9A-Za-z](?:[0-9A-Za-z_-]*[0-9A-Za-z])?"
 _MODEL_NAME_RE = re.compile(MODEL_NAME_PATTERN)
+# ASCII only, so characters are bytes: a name is always a valid file name (artifact folders).
+MAX_NAME_LENGTH = 255
+MAX_TAG_LENGTH = 256  # the registry's tag and dataset columns are VARCHAR(256)
+MAX_DESCRIPTION_LENGTH = 64 * 1024
+MAX_SOURCE_LENGTH = 4096  # PATH_MAX on Linux; URIs are no longer in practice
+# Every control character (C0, DEL, C1 with NEL \x85), the Unicode line and paragraph
+# separators, and lone surrogates (UTF-8 cannot store them: a database would fail on write).
+# str.splitlines() breaks on each of \n \r \x0b \x0c \x1c-\x1e \x85 \u2028 \u2029.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+# Free text (a description) may span lines; it may still not carry other control characters.
+_TEXT_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_SHOWN = 64  # characters of a bad value that an error message repeats
 SUPPORTED_MODEL_TYPES = ("tensorflow",)
 # Model sources TF Serving reads by itself: registered as they are, never copied.
 REMOTE_SCHEMES = ("s3://", "gs://")
@@ -40,56 +53,178 @@ class ModelStage(str, enum.Enum):
     ARCHIVED = "Archived"
 
 
+def shown(value: Any) -> str:
+    """A bad value as an error message repeats it: repr (control characters escaped), short."""
+    text = repr(value[: _SHOWN + 1] if isinstance(value, str) else value)
+    if len(text) > _SHOWN + 2:
+        return text[:_SHOWN] + "…"
+    return text
+
+
+def _control_character(value: str, pattern: re.Pattern[str] = _CONTROL_RE) -> str | None:
+    """'U+000A' for the first control character or line separator of `value`, else None."""
+    found = pattern.search(value)
+    return f"U+{ord(found.group()):04X}" if found else None
+
+
 def _model_name(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f"must be a string, got {type(value).__name__}")
-    if not _MODEL_NAME_RE.match(value) or len(value) > 256:
+    rule = (
+        "use letters, digits, '-' and '_', starting and ending with a letter or digit "
+        f"(at most {MAX_NAME_LENGTH} characters)"
+    )
+    bad = _control_character(value)
+    if bad is not None:
         raise ValueError(
-            f"{value!r} is not a valid model name: use letters, digits, '-' and '_', "
-            "starting and ending with a letter or digit (at most 256 characters)"
+            f"{shown(value)} is not a valid model name: it contains a control character or "
+            f"line break ({bad}); {rule}"
         )
+    if len(value) > MAX_NAME_LENGTH:
+        raise ValueError(
+            f"{shown(value)} is not a valid model name: it has {len(value)} characters; {rule}"
+        )
+    if _MODEL_NAME_RE.fullmatch(value) is None:
+        raise ValueError(f"{shown(value)} is not a valid model name: {rule}")
     return value
 
 
 MAX_VERSION = 2**31 - 1  # the registry's INTEGER column
+_DIGITS_RE = re.compile(r"[0-9]{1,10}")  # ASCII digits only: '²'.isdigit() is True
 
 
 def _positive_int(value: Any) -> int:
-    # bool is an int subclass; `true` is not a version number. isascii: '²'.isdigit() is True.
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        value = int(value.strip())
+    # Strings are full-matched: no sign, no blanks, no trailing "\n", and never more digits
+    # than a version can have (int() of 5,000 digits raises, and costs time).
+    if isinstance(value, str) and _DIGITS_RE.fullmatch(value):
+        value = int(value)
+    # bool is an int subclass; `true` is not a version number.
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_VERSION:
-        raise ValueError(f"must be a positive integer up to {MAX_VERSION}, got {value!r}")
+        raise ValueError(f"must be a positive integer up to {MAX_VERSION}, got {shown(value)}")
     return value
 
 
-def parse_positive_int(raw: str | None, field: str) -> int:
-    """A positive integer from a path segment or query parameter; InvalidInput names `field`."""
-    try:
-        return _positive_int(raw)
-    except ValueError as exc:
-        raise InvalidInput(f"{field}: {exc}") from None
+def _single_line(limit: int) -> Any:
+    """A validator of one-line strings (tags, a dataset): bounded, no control characters."""
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"must be a string, got {type(value).__name__}")
+        if not value:
+            raise ValueError("must not be empty")
+        bad = _control_character(value)
+        if bad is not None:
+            raise ValueError(f"{shown(value)} contains a control character or line break ({bad})")
+        if len(value) > limit:
+            raise ValueError(f"must be at most {limit} characters, got {len(value)}")
+        return value
+
+    return check
 
 
-def _model_type(value: Any) -> str:
-    if value not in SUPPORTED_MODEL_TYPES:
-        supported = ", ".join(SUPPORTED_MODEL_TYPES)
-        raise ValueError(f"{value!r} is not a supported model type; supported: {supported}")
-    return str(value)
+_tag = _single_line(MAX_TAG_LENGTH)
+_dataset = _single_line(MAX_TAG_LENGTH)
+_source_text = _single_line(MAX_SOURCE_LENGTH)
+
+
+def _description(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string or null, got {type(value).__name__}")
+    bad = _control_character(value, _TEXT_CONTROL_RE)
+    if bad is not None:
+        raise ValueError(f"contains a control character ({bad}); tabs and line breaks are fine")
+    if len(value) > MAX_DESCRIPTION_LENGTH:
+        raise ValueError(f"must be at most {MAX_DESCRIPTION_LENGTH} characters, got {len(value)}")
+    return value
+
+
+def _optional_dataset(value: Any) -> str | None:
+    return None if value is None else _dataset(value)
 
 
 def _tags(value: Any) -> list[str]:
     if value is None:
         return []
-    if not isinstance(value, list) or not all(isinstance(t, str) and t for t in value):
-        raise ValueError("must be a list of non-empty strings")
+    if not isinstance(value, list):
+        raise ValueError(f"must be a list of non-empty strings, got {type(value).__name__}")
+    for index, tag in enumerate(value):
+        try:
+            _tag(tag)
+        except ValueError as exc:
+            raise ValueError(f"tag {index}: {exc}") from None
     return list(dict.fromkeys(value))  # de-duplicate, keep order
+
+
+def _invalid(field: str, check: Any, value: Any) -> Any:
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{field}: {exc}") from None
+
+
+# The one set of checks every front door (REST bodies, paths and queries, the Python API, the
+# CLI, the magic) calls: each raises InvalidInput naming `field`.
+
+
+def validate_model_name(value: Any, field: str = "name") -> str:
+    """A registered model name, full-matched; InvalidInput names `field` and the problem."""
+    result: str = _invalid(field, _model_name, value)
+    return result
+
+
+def validate_version(value: Any, field: str = "version") -> int:
+    """A model version (an int, or a string of ASCII digits); InvalidInput names `field`."""
+    result: int = _invalid(field, _positive_int, value)
+    return result
+
+
+def validate_tag(value: Any, field: str = "tag") -> str:
+    result: str = _invalid(field, _tag, value)
+    return result
+
+
+def validate_tags(value: Any, field: str = "tags") -> list[str]:
+    result: list[str] = _invalid(field, _tags, value)
+    return result
+
+
+def validate_description(value: Any, field: str = "description") -> str | None:
+    result: str | None = _invalid(field, _description, value)
+    return result
+
+
+def validate_dataset(value: Any, field: str = "dataset") -> str | None:
+    result: str | None = _invalid(field, _optional_dataset, value)
+    return result
+
+
+def validate_source(value: Any, field: str = "source") -> str:
+    """A SavedModel folder or an s3:// / gs:// URI: one line, bounded."""
+    result: str = _invalid(field, _source_text, value)
+    return result
+
+
+def parse_positive_int(raw: str | None, field: str) -> int:
+    """A positive integer from a path segment or query parameter; InvalidInput names `field`."""
+    return validate_version(raw, field)
+
+
+def _model_type(value: Any) -> str:
+    if value not in SUPPORTED_MODEL_TYPES:
+        supported = ", ".join(SUPPORTED_MODEL_TYPES)
+        raise ValueError(f"{shown(value)} is not a supported model type; supported: {supported}")
+    return str(value)
 
 
 ModelName = Annotated[str, BeforeValidator(_model_name)]
 ModelVersionNumber = Annotated[int, BeforeValidator(_positive_int)]
 ModelType = Annotated[str, BeforeValidator(_model_type)]
 Tags = Annotated[list[str], BeforeValidator(_tags)]
+Description = Annotated[str | None, BeforeValidator(_description)]
+Dataset = Annotated[str | None, BeforeValidator(_optional_dataset)]
+Source = Annotated[str, BeforeValidator(_source_text)]
 
 
 class _Request(BaseModel):
@@ -107,29 +242,29 @@ class ServeRequest(_Request):
 
 class RegisteredModelCreate(_Request):
     name: ModelName
-    description: str | None = None
+    description: Description = None
     tags: Tags = Field(default_factory=list)
 
 
 class RegisteredModelUpdate(_Request):
     name: ModelName | None = None
-    description: str | None = None
+    description: Description = None
 
 
 class ModelVersionCreate(_Request):
     name: ModelName
-    source: str = Field(min_length=1)
+    source: Source
     model_type: ModelType = Field(default="tensorflow", alias="modelType")
-    description: str | None = None
-    dataset: str | None = None
+    description: Description = None
+    dataset: Dataset = None
     tags: Tags = Field(default_factory=list)
 
 
 class ModelVersionUpdate(_Request):
     """Only the fields sent change; a stage cannot be null (Submarine's stage "None" is a name)."""
 
-    description: str | None = None
-    dataset: str | None = None
+    description: Description = None
+    dataset: Dataset = None
     current_stage: ModelStage = Field(default=ModelStage.NONE, alias="currentStage")
 
 
@@ -194,6 +329,8 @@ def parse_request(model: type[RequestT], data: Any) -> RequestT:
         return model.model_validate(data)
     except ValidationError as exc:
         raise InvalidInput(_describe(model, exc)) from None
+    except RecursionError:  # a value nested deeper than any field could want
+        raise InvalidInput("request body is nested too deeply") from None
 
 
 def _field_list(model: type[BaseModel]) -> str:
@@ -203,8 +340,8 @@ def _field_list(model: type[BaseModel]) -> str:
 
 def _describe(model: type[BaseModel], exc: ValidationError) -> str:
     problems = []
-    for error in exc.errors():
-        field = ".".join(str(part) for part in error["loc"]) or "body"
+    for error in exc.errors(include_input=False, include_url=False):
+        field = ".".join(_field_label(part) for part in error["loc"]) or "body"
         kind = error["type"]
         if kind == "missing":
             problems.append(f"{field}: is required")
@@ -215,3 +352,12 @@ def _describe(model: type[BaseModel], exc: ValidationError) -> str:
             message = str(error["msg"]).removeprefix("Value error, ")
             problems.append(f"{field}: {message}")
     return "; ".join(problems)
+
+
+def _field_label(part: str | int) -> str:
+    # An unknown key is the client's text: show it escaped and short, so a message (and the
+    # log line that repeats it) never carries its line breaks or its bulk.
+    text = str(part)
+    if len(text) > _SHOWN or _CONTROL_RE.search(text) or not text.isprintable():
+        return shown(text)
+    return text
