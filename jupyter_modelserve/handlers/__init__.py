@@ -36,7 +36,9 @@ ROUTES: list[tuple[str, Any]] = [
     (f"/api/v1/model-version/{_NAME}/{_VERSION}", ModelVersionHandler),
     ("/api/v1/modelserve/openapi.json", OpenAPIHandler),
     (
-        rf"/{PROXY_PREFIX}/{_NAME}/versions/(?P<version>[0-9]+)(?P<suffix>:predict|:classify|:regress|/metadata)?",
+        # Any version segment (up to a ':' suffix) reaches the handler, so a bad one gets a 400
+        # in TF Serving's error form rather than Jupyter's HTML 404 page.
+        rf"/{PROXY_PREFIX}/{_NAME}/versions/(?P<version>[^/:]+)(?P<suffix>:predict|:classify|:regress|/metadata)?",
         ModelProxyHandler,
     ),
 ]

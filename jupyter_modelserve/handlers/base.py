@@ -1,7 +1,14 @@
-"""The envelope every route answers with, and the one place errors become HTTP responses."""
+"""The envelope every route answers with, and the one place errors become HTTP responses.
+
+Also the one reader of requests: bodies are counted as they arrive and refused past a cap
+(never buffered whole first), parsed off the event loop, and every name, version and tag in a
+path or query goes through the validators of `schemas`.
+"""
 
 from __future__ import annotations
 
+import logging
+import secrets
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, TypeVar
@@ -9,19 +16,27 @@ from typing import Any, TypeVar
 from anyio import CapacityLimiter, to_thread
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
+from jupyter_server.log import _scrub_uri
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from ..errors import InvalidInput, ModelServeError
-from ..schemas import ServeView, parse_positive_int
+from ..errors import InvalidInput, ModelServeError, PayloadTooLarge
+from ..schemas import (
+    ServeView,
+    validate_model_name,
+    validate_tag,
+    validate_version,
+)
 from ..service import ServeService
-from .body import parse_json_body
+from .body import BodyBuffer, parse_json_body
 
 T = TypeVar("T")
 PROXY_PREFIX = "modelserve/v1/models"
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+MAX_OFFSET = 2**31 - 1
 
-
-# Pinned names: HTTPStatus renames some between Python versions (422 in 3.13).
+# Pinned names: HTTPStatus renames some between Python versions (413 and 422 in 3.13).
 _STATUS_NAMES = {
     200: "OK",
     400: "BAD_REQUEST",
@@ -29,13 +44,18 @@ _STATUS_NAMES = {
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     409: "CONFLICT",
+    413: "REQUEST_ENTITY_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
     422: "UNPROCESSABLE_ENTITY",
     500: "INTERNAL_SERVER_ERROR",
     503: "SERVICE_UNAVAILABLE",
 }
+FORBIDDEN_HINT = "Forbidden: send the Jupyter server's token as 'Authorization: token <token>'"
 
 
-def envelope(code: int, message: str, result: Any) -> dict[str, Any]:
+def envelope(
+    code: int, message: str, result: Any, attributes: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Submarine's response shape, fields in Submarine's order; `status` mirrors `code`."""
     return {
         "status": _STATUS_NAMES.get(code) or HTTPStatus(code).name,
@@ -43,44 +63,141 @@ def envelope(code: int, message: str, result: Any) -> dict[str, Any]:
         "success": code < 400,
         "message": message,
         "result": result,
-        "attributes": {},
+        "attributes": attributes or {},
     }
 
 
+def scrub_uri(uri: str, extra_keys: list[str] | None = None) -> str:
+    """The URI with `token=` (and Jupyter's other secret parameters) replaced by [secret].
+
+    Jupyter's own access log redacts with this very function, so a URI reads the same in
+    every line of the server log.
+    """
+    scrubbed: str = _scrub_uri(uri, extra_keys)
+    return scrubbed
+
+
+def loggable(text: str) -> str:
+    """A message as one log line: line breaks and other control characters escaped."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+@web.stream_request_body
 class ModelServeHandler(ExtensionHandlerMixin, APIHandler):
-    """Base of every route: thin, it parses, calls the service in a thread, and answers."""
+    """Base of every route: thin, it parses, calls the service in a thread, and answers.
+
+    Bodies are streamed (`stream_request_body`) so that their size is known, and refused,
+    before they are held in memory: a declared Content-Length over the cap is answered 413
+    before a byte of the body is read, and a chunked body is dropped the moment it passes it.
+    """
 
     auth_resource = "modelserve"
+    _buffer: BodyBuffer
+    _error_reference: str | None = None
 
     @property
     def service(self) -> ServeService:
         service: ServeService = self.settings["modelserve_service"]
         return service
 
+    # The cap of this route's bodies, and the setting that raises it.
+    body_limit_setting = "max_request_bytes"
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        setting = self.body_limit_setting
+        limit: int = getattr(self.extensionapp, setting)
+        self._buffer = BodyBuffer(limit, f"c.ModelServeApp.{setting}")
+        await super().prepare()
+        # Decided from the header: the body is never read (tornado closes the connection after
+        # the answer instead of draining it).
+        self._buffer.declare(self.request.headers.get("Content-Length"))
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._finished:
+            return
+        try:
+            self._buffer.add(chunk)
+        except PayloadTooLarge as error:  # a chunked body, or one longer than it declared
+            self.send_error(error.status, exc_info=(type(error), error, None))
+
+    @property
+    def body(self) -> bytes:
+        return self._buffer.body
+
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         """Run blocking service work (database, subprocess, cluster) off the event loop.
 
-        On threads of our own: calls that wait on a backend (?wait, DELETE, a slow cluster)
-        can then never starve the shared pool the rest of the Jupyter server runs on.
+        On threads of our own: calls that wait on a backend (DELETE, a slow cluster) can then
+        never starve the shared pool the rest of the Jupyter server runs on.
         """
         limiter: CapacityLimiter = self.settings["modelserve_threads"]
         return await to_thread.run_sync(function, *args, limiter=limiter)
 
-    def json_body(self, expected: str) -> Any:
-        return parse_json_body(self.request.body, expected)
+    async def json_body(self, expected: str) -> Any:
+        """The body as JSON, parsed on a thread: even a capped body is not the loop's work."""
+        return await self.run(parse_json_body, self.body, expected)
 
-    def int_argument(self, name: str) -> int:
-        return parse_positive_int(self.get_query_argument(name, None), name)
+    # -- query parameters and path segments ------------------------------------------------------
 
-    def str_argument(self, name: str) -> str:
-        value = self.get_query_argument(name, None)
+    def query(self, name: str) -> str | None:
+        """A query parameter exactly as sent (the last one if repeated).
+
+        Not tornado's get_query_argument: that strips blanks and turns control characters into
+        spaces, so "evil%0A" would quietly become "evil" instead of being refused.
+        """
+        values = self.request.query_arguments.get(name)
+        if not values:
+            return None
+        try:
+            return values[-1].decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput(f"{name}: query parameter is not UTF-8 text") from None
+
+    def required_query(self, name: str) -> str:
+        value = self.query(name)
         if not value:
             raise InvalidInput(f"{name}: query parameter is required")
         return value
 
-    def answer(self, message: str, result: Any = None, code: int = HTTPStatus.OK) -> None:
+    def name_argument(self, name: str = "name") -> str:
+        return validate_model_name(self.required_query(name), name)
+
+    def tag_argument(self, name: str = "tag") -> str:
+        return validate_tag(self.required_query(name), name)
+
+    def version_argument(self, name: str = "version") -> int:
+        return validate_version(self.required_query(name), name)
+
+    def page(self) -> tuple[int, int]:
+        """`limit` (1 to 1000, default 100) and `offset` (default 0) of a list route."""
+        return (
+            self._bounded_int("limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
+            self._bounded_int("offset", 0, 0, MAX_OFFSET),
+        )
+
+    def _bounded_int(self, name: str, default: int, lowest: int, highest: int) -> int:
+        raw = self.query(name)
+        if raw is None:
+            return default
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and lowest <= int(raw)):
+            raise InvalidInput(f"{name}: must be an integer from {lowest} to {highest}")
+        if int(raw) > highest:
+            raise InvalidInput(f"{name}: must be an integer from {lowest} to {highest}")
+        return int(raw)
+
+    # -- answers ---------------------------------------------------------------------------------
+
+    def answer(
+        self,
+        message: str,
+        result: Any = None,
+        code: int = HTTPStatus.OK,
+        attributes: dict[str, Any] | None = None,
+    ) -> None:
         self.set_status(code)
-        self.finish(envelope(code, message, result))
+        self.finish(envelope(code, message, result, attributes))
 
     def serve_json(self, view: ServeView) -> dict[str, Any]:
         """A serve as the REST API shows it, with the proxy URL on this very server."""
@@ -99,23 +216,49 @@ class ModelServeHandler(ExtensionHandlerMixin, APIHandler):
         self.finish(envelope(status_code, message, None))
 
     def describe_error(self, status_code: int, kwargs: dict[str, Any]) -> tuple[int, str]:
-        """The status and the user-facing message for whatever ended the request."""
+        """The status and the user-facing message for whatever ended the request.
+
+        An exception we do not know is a fault on our side whose text (SQL and its parameters,
+        paths) is not for the client: it gets a reference to the log line with the traceback.
+        """
         error = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(error, ModelServeError):
-            status_code, message = int(error.status), error.message
-        elif isinstance(error, web.HTTPError) and error.log_message:
-            message = error.log_message % error.args if error.args else error.log_message
-        elif status_code == HTTPStatus.FORBIDDEN:
-            message = "Forbidden: send the Jupyter server's token as 'Authorization: token <token>'"
-        elif error is not None and not isinstance(error, web.HTTPError):
-            message = f"internal error: {type(error).__name__}: {error}; see the server log"
-        else:
-            message = HTTPStatus(status_code).phrase
-        return status_code, message
+            return int(error.status), error.message
+        if isinstance(error, web.HTTPError):
+            if error.log_message:
+                return status_code, str(error.get_message())
+            if status_code == HTTPStatus.FORBIDDEN:
+                return status_code, FORBIDDEN_HINT
+            return status_code, HTTPStatus(status_code).phrase
+        if error is not None:
+            reference = self._error_reference or secrets.token_hex(4)
+            message = f"internal error; see the Jupyter server log (reference {reference})"
+            return HTTPStatus.INTERNAL_SERVER_ERROR, message
+        if status_code == HTTPStatus.FORBIDDEN:
+            return status_code, FORBIDDEN_HINT
+        return status_code, HTTPStatus(status_code).phrase
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        # A user error is an answer, not a server fault: keep tracebacks for real faults.
+        # Our own lines, not tornado's: those carry the request URI, token and all.
+        summary = self._request_summary()
         if isinstance(value, ModelServeError):
-            self.log.info("%s %s: %s", self.request.method, self.request.uri, value.message)
+            # A user error is an answer, not a server fault: keep tracebacks for real faults.
+            level = logging.INFO if value.status < 500 else logging.WARNING
+            self.log.log(level, "%d %s: %s", value.status, summary, loggable(value.message))
+        elif isinstance(value, web.HTTPError):
+            if value.log_message:
+                message = loggable(str(value.get_message()))
+                self.log.warning("%d %s: %s", value.status_code, summary, message)
         else:
-            super().log_exception(typ, value, tb)
+            self._error_reference = secrets.token_hex(4)
+            self.log.error(
+                "internal error (reference %s) in %s",
+                self._error_reference,
+                summary,
+                exc_info=(typ, value, tb),
+            )
+
+    def _request_summary(self) -> str:
+        # Tornado's access and error lines use this: never with the token in the query.
+        uri = scrub_uri(self.request.uri or "", self.settings.get("extra_log_scrub_param_keys"))
+        return f"{self.request.method} {loggable(uri)} ({self.request.remote_ip})"

@@ -16,12 +16,15 @@ from tornado.httpclient import AsyncHTTPClient
 
 from ..errors import BackendUnavailable
 from .base import ModelServeHandler
-from .serve import _version
+from .serve import _name, _version
 
 PROXY_TIMEOUT = 120.0
 
 
 class ModelProxyHandler(ModelServeHandler):
+    # Predict bodies carry tensors: a cap of their own.
+    body_limit_setting = "max_predict_bytes"
+
     @web.authenticated
     @authorized
     async def get(self, name: str, version: str, suffix: str | None) -> None:
@@ -33,12 +36,13 @@ class ModelProxyHandler(ModelServeHandler):
         await self._forward(name, version, suffix or "")
 
     async def _forward(self, name: str, version: str, suffix: str) -> None:
-        endpoint, servable_version = await self.run(self.service.endpoint, name, _version(version))
+        name, number = _name(name), _version(version)
+        endpoint, servable_version = await self.run(self.service.endpoint, name, number)
         upstream = f"{endpoint}/v1/models/{name}/versions/{servable_version}{suffix}"
         response = await AsyncHTTPClient().fetch(
             upstream,
             method=self.request.method or "GET",
-            body=self.request.body if self.request.method == "POST" else None,
+            body=self.body if self.request.method == "POST" else None,
             headers={"Content-Type": "application/json"},
             raise_error=False,
             request_timeout=PROXY_TIMEOUT,

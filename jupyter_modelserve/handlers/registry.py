@@ -14,14 +14,14 @@ from ..schemas import (
     parse_request,
 )
 from .base import ModelServeHandler
-from .serve import _version
+from .serve import _name, _version
 
 
 class RegisteredModelsHandler(ModelServeHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        body = parse_request(RegisteredModelCreate, self.json_body("name"))
+        body = parse_request(RegisteredModelCreate, await self.json_body("name"))
         model = await self.run(
             self.service.create_registered_model, body.name, body.description, body.tags
         )
@@ -30,21 +30,29 @@ class RegisteredModelsHandler(ModelServeHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        models = await self.run(self.service.store.list_registered_models)
-        self.answer("List registered models", [m.to_json() for m in models])
+        limit, offset = self.page()
+        models = await self.run(
+            lambda: self.service.store.list_registered_models(limit=limit, offset=offset)
+        )
+        self.answer(
+            "List registered models",
+            [m.to_json() for m in models],
+            attributes={"limit": limit, "offset": offset},
+        )
 
 
 class RegisteredModelHandler(ModelServeHandler):
     @web.authenticated
     @authorized
     async def get(self, name: str) -> None:
-        model = await self.run(self.service.store.get_registered_model, name)
+        model = await self.run(self.service.store.get_registered_model, _name(name, "name"))
         self.answer("Get the registered model", model.to_json())
 
     @web.authenticated
     @authorized
     async def patch(self, name: str) -> None:
-        body = parse_request(RegisteredModelUpdate, self.json_body("description"))
+        name = _name(name, "name")
+        body = parse_request(RegisteredModelUpdate, await self.json_body("description"))
         if body.name is not None and body.name != name:
             raise InvalidInput(
                 "name: renaming a registered model is not supported; register it under the "
@@ -61,7 +69,7 @@ class RegisteredModelHandler(ModelServeHandler):
     @web.authenticated
     @authorized
     async def delete(self, name: str) -> None:
-        await self.run(self.service.delete_registered_model, name)
+        await self.run(self.service.delete_registered_model, _name(name, "name"))
         self.answer("Delete the registered model")
 
 
@@ -69,14 +77,14 @@ class RegisteredModelTagHandler(ModelServeHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        name, tag = self.str_argument("name"), self.str_argument("tag")
+        name, tag = self.name_argument(), self.tag_argument()
         await self.run(self.service.store.add_registered_model_tag, name, tag)
         self.answer("Create a registered model tag")
 
     @web.authenticated
     @authorized
     async def delete(self) -> None:
-        name, tag = self.str_argument("name"), self.str_argument("tag")
+        name, tag = self.name_argument(), self.tag_argument()
         await self.run(self.service.store.delete_registered_model_tag, name, tag)
         self.answer("Delete a registered model tag")
 
@@ -85,7 +93,7 @@ class ModelVersionsHandler(ModelServeHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        body = parse_request(ModelVersionCreate, self.json_body("name, source and modelType"))
+        body = parse_request(ModelVersionCreate, await self.json_body("name, source and modelType"))
         version = await self.run(
             lambda: self.service.register(
                 body.source, body.name, body.description, body.tags, body.dataset
@@ -98,31 +106,42 @@ class ModelVersionListHandler(ModelServeHandler):
     @web.authenticated
     @authorized
     async def get(self, name: str) -> None:
-        versions = await self.run(self.service.store.list_model_versions, name)
-        self.answer("List model versions", [v.to_json() for v in versions])
+        name = _name(name, "name")
+        limit, offset = self.page()
+        versions = await self.run(
+            lambda: self.service.store.list_model_versions(name, limit=limit, offset=offset)
+        )
+        self.answer(
+            "List model versions",
+            [v.to_json() for v in versions],
+            attributes={"limit": limit, "offset": offset},
+        )
 
 
 class ModelVersionHandler(ModelServeHandler):
     @web.authenticated
     @authorized
     async def get(self, name: str, version: str) -> None:
-        found = await self.run(self.service.store.get_model_version, name, _version(version))
+        found = await self.run(
+            self.service.store.get_model_version, _name(name, "name"), _version(version)
+        )
         self.answer("Get the model version", found.to_json())
 
     @web.authenticated
     @authorized
     async def patch(self, name: str, version: str) -> None:
-        body = parse_request(ModelVersionUpdate, self.json_body("description or currentStage"))
-        changes = body.model_dump(exclude_unset=True, mode="json")
-        updated = await self.run(
-            self.service.store.update_model_version, name, _version(version), changes
+        name, number = _name(name, "name"), _version(version)
+        body = parse_request(
+            ModelVersionUpdate, await self.json_body("description or currentStage")
         )
+        changes = body.model_dump(exclude_unset=True, mode="json")
+        updated = await self.run(self.service.store.update_model_version, name, number, changes)
         self.answer("Update the model version", updated.to_json())
 
     @web.authenticated
     @authorized
     async def delete(self, name: str, version: str) -> None:
-        await self.run(self.service.delete_model_version, name, _version(version))
+        await self.run(self.service.delete_model_version, _name(name, "name"), _version(version))
         self.answer("Delete the model version")
 
 
@@ -142,4 +161,4 @@ class ModelVersionTagHandler(ModelServeHandler):
         self.answer("Delete a model version tag")
 
     def _tag_arguments(self) -> tuple[str, int, str]:
-        return self.str_argument("name"), self.int_argument("version"), self.str_argument("tag")
+        return self.name_argument(), self.version_argument(), self.tag_argument()

@@ -2,53 +2,96 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..errors import InvalidInput
-from ..schemas import ServeRequest, ServeView, parse_positive_int, parse_request
+from ..errors import InvalidInput, ServeFailed
+from ..schemas import ServeRequest, ServeState, ServeView, parse_request, validate_model_name
+from ..schemas import validate_version as _validate_version
 from .base import ModelServeHandler
 
 SERVE_BODY = "modelName and modelVersion"
 MAX_WAIT_SECONDS = 600.0
+# ?wait polls: quick at first (a warm model server loads in well under a second), then every
+# half second, so a long wait costs a few reads a second and no thread at all.
+FIRST_PAUSE, LONGEST_PAUSE = 0.05, 0.5
 
 
 class ServeHandler(ModelServeHandler):
+    _client_gone: asyncio.Event | None = None
+
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        request = parse_request(ServeRequest, self.json_body(SERVE_BODY))
+        request = parse_request(ServeRequest, await self.json_body(SERVE_BODY))
         wait = self._wait_seconds()
         # create can wait too: retrying a FAILED serve first takes its old deployment down.
         view = await self.run(self.service.create, request.model_name, request.model_version)
         if wait:
-            view = await self.run(
-                self.service.wait, request.model_name, request.model_version, wait
-            )
+            view = await self._wait(view, wait)
         self.answer(_create_message(view), self.serve_json(view))
 
     @web.authenticated
     @authorized
     async def delete(self) -> None:
-        request = parse_request(ServeRequest, self.json_body(SERVE_BODY))
+        request = parse_request(ServeRequest, await self.json_body(SERVE_BODY))
         await self.run(self.service.delete, request.model_name, request.model_version)
         self.answer("Delete the model serve instance")
 
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        views = await self.run(self.service.list_serves)
-        self.answer("List model serve instances", [self.serve_json(view) for view in views])
+        limit, offset = self.page()
+        views = await self.run(lambda: self.service.list_serves(limit=limit, offset=offset))
+        self.answer(
+            "List model serve instances",
+            [self.serve_json(view) for view in views],
+            attributes={"limit": limit, "offset": offset},
+        )
+
+    async def _wait(self, view: ServeView, timeout: float) -> ServeView:
+        """Poll until AVAILABLE (returned), FAILED (ServeFailed) or `timeout` (current view).
+
+        On the event loop, not in a parked thread: each read runs on a thread, the pauses
+        between reads are the loop's. A client that hangs up ends the wait at once.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        pause = FIRST_PAUSE
+        gone = self._client_gone = asyncio.Event()
+        name, version = view.model_name, view.model_version
+        while True:
+            if view.state is ServeState.AVAILABLE:
+                return view
+            if view.state is ServeState.FAILED:
+                raise ServeFailed(f"model {name!r} version {version} FAILED: {view.reason}")
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return view
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(gone.wait(), min(pause, remaining))
+            if gone.is_set():  # nobody to answer: stop reading quietly
+                raise web.Finish()
+            pause = min(pause * 2, LONGEST_PAUSE)
+            view = await self.run(self.service.get, name, version)
+
+    def on_connection_close(self) -> None:
+        super().on_connection_close()
+        if self._client_gone is not None:
+            self._client_gone.set()
 
     def _wait_seconds(self) -> float:
-        raw = self.get_query_argument("wait", None)
+        raw = self.query("wait")
         if raw is None:
             return 0.0
         try:
-            wait = float(raw)
+            wait = float(raw) if len(raw) <= 32 else -1.0
         except ValueError:
             wait = -1.0
-        if not 0 <= wait <= MAX_WAIT_SECONDS:
+        if not 0 <= wait <= MAX_WAIT_SECONDS:  # NaN fails this too
             raise InvalidInput(
                 f"wait: must be a number of seconds from 0 to {MAX_WAIT_SECONDS:.0f}"
             )
@@ -59,7 +102,7 @@ class ServeItemHandler(ModelServeHandler):
     @web.authenticated
     @authorized
     async def get(self, name: str, version: str) -> None:
-        view = await self.run(self.service.get, name, _version(version))
+        view = await self.run(self.service.get, _name(name), _version(version))
         self.answer("Get the model serve instance", self.serve_json(view))
 
 
@@ -67,8 +110,8 @@ class ServeLogsHandler(ModelServeHandler):
     @web.authenticated
     @authorized
     async def get(self, name: str, version: str) -> None:
-        tail = self.int_argument("tail") if self.get_query_argument("tail", None) else 100
-        lines = await self.run(self.service.logs, name, _version(version), tail)
+        tail = self.version_argument("tail") if self.query("tail") is not None else 100
+        lines = await self.run(self.service.logs, _name(name), _version(version), tail)
         self.answer("Get the model serve instance's logs", lines)
 
 
@@ -79,8 +122,13 @@ class PingHandler(ModelServeHandler):
         self.answer("Ping the serve API", "Pong")
 
 
+def _name(raw: str, field: str = "modelName") -> str:
+    """A model name from a path segment (tornado has already %-decoded it)."""
+    return validate_model_name(raw, field)
+
+
 def _version(raw: str) -> int:
-    return parse_positive_int(raw, "modelVersion")
+    return _validate_version(raw, "modelVersion")
 
 
 def _create_message(view: ServeView) -> str:
