@@ -34,7 +34,8 @@ def parse_object(body: bytes) -> dict[str, Any]:
         request = json.loads(body or b"null")
     except RecursionError:
         raise invalid(
-            "JSON Parse error: arrays and objects are nested too deep (nesting too deep)"
+            "JSON Parse error: nesting too deep (arrays and objects nest hundreds of levels; "
+            "no tensor has more than 64 dimensions)"
         ) from None
     except UnicodeDecodeError as error:
         raise invalid(f"JSON Parse error: the body is not UTF-8 text ({error.reason})") from None
