@@ -48,6 +48,7 @@ class Reconciler:
         self._held = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last_error: str | None = None
 
     @property
     def is_holder(self) -> bool:
@@ -107,8 +108,11 @@ class Reconciler:
         """`tick`, logging instead of raising: a reconcile must never take its process down."""
         try:
             self.tick()
+            self._last_error = None
         except ModelServeError as error:
-            log.warning("jupyter_modelserve: reconcile failed: %s", error.message)
+            if error.message != self._last_error:  # once per new problem, not once a second
+                log.warning("jupyter_modelserve: reconcile failed: %s", error.message)
+            self._last_error = error.message
         except Exception:
             log.exception("jupyter_modelserve: reconcile failed")
 

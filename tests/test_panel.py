@@ -118,7 +118,11 @@ def test_serve_then_stop_from_the_panel(
     assert row.state == "AVAILABLE" and "AVAILABLE" in row.badge.value
     assert view.url and row.url.value == view.url and view.url in row.copy.value
     assert row.serve_button.disabled and not row.stop_button.disabled
-    request = urllib.request.Request(view.url, data=json.dumps({"instances": [1.0]}).encode())
+    request = urllib.request.Request(
+        view.url,
+        data=json.dumps({"instances": [1.0]}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         assert json.load(response) == {"predictions": [2.5]}
     # And the url field stays as it is when someone types into it
