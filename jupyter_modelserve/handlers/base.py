@@ -96,6 +96,10 @@ class ModelServeHandler(ExtensionHandlerMixin, APIHandler):
     auth_resource = "modelserve"
     _buffer: BodyBuffer
     _error_reference: str | None = None
+    # Set when an answer goes out before the body was read: tornado then closes the connection
+    # rather than read the rest, and the client must be told so, or it would reuse the
+    # connection for its next request and see it reset.
+    _closes_connection = False
 
     @property
     def service(self) -> ServeService:
@@ -109,10 +113,13 @@ class ModelServeHandler(ExtensionHandlerMixin, APIHandler):
         setting = self.body_limit_setting
         limit: int = getattr(self.extensionapp, setting)
         self._buffer = BodyBuffer(limit, f"c.ModelServeApp.{setting}")
-        await super().prepare()
-        # Decided from the header: the body is never read (tornado closes the connection after
-        # the answer instead of draining it).
-        self._buffer.declare(self.request.headers.get("Content-Length"))
+        try:
+            await super().prepare()  # Jupyter's auth and XSRF checks
+            # Decided from the header: the body is never read.
+            self._buffer.declare(self.request.headers.get("Content-Length"))
+        except BaseException:
+            self._closes_connection = self._has_body()
+            raise
 
     def data_received(self, chunk: bytes) -> None:
         if self._finished:
@@ -120,7 +127,12 @@ class ModelServeHandler(ExtensionHandlerMixin, APIHandler):
         try:
             self._buffer.add(chunk)
         except PayloadTooLarge as error:  # a chunked body, or one longer than it declared
+            self._closes_connection = True
             self.send_error(error.status, exc_info=(type(error), error, None))
+
+    def _has_body(self) -> bool:
+        headers = self.request.headers
+        return "Transfer-Encoding" in headers or headers.get("Content-Length", "0") != "0"
 
     @property
     def body(self) -> bytes:
@@ -213,7 +225,12 @@ class ModelServeHandler(ExtensionHandlerMixin, APIHandler):
         status_code, message = self.describe_error(status_code, kwargs)
         self.set_status(status_code)
         self.set_header("Content-Type", "application/json")
+        self.close_if_body_unread()
         self.finish(envelope(status_code, message, None))
+
+    def close_if_body_unread(self) -> None:
+        if self._closes_connection:
+            self.set_header("Connection", "close")
 
     def describe_error(self, status_code: int, kwargs: dict[str, Any]) -> tuple[int, str]:
         """The status and the user-facing message for whatever ended the request.
@@ -225,10 +242,13 @@ class ModelServeHandler(ExtensionHandlerMixin, APIHandler):
         if isinstance(error, ModelServeError):
             return int(error.status), error.message
         if isinstance(error, web.HTTPError):
+            # Without a user, what is missing is the token (even when Jupyter's XSRF check
+            # was what refused the request): say so, the same on every route.
+            anonymous = getattr(self, "_jupyter_current_user", None) is None
+            if status_code == HTTPStatus.FORBIDDEN and (anonymous or not error.log_message):
+                return status_code, FORBIDDEN_HINT
             if error.log_message:
                 return status_code, str(error.get_message())
-            if status_code == HTTPStatus.FORBIDDEN:
-                return status_code, FORBIDDEN_HINT
             return status_code, HTTPStatus(status_code).phrase
         if error is not None:
             reference = self._error_reference or secrets.token_hex(4)

@@ -59,4 +59,5 @@ class ModelProxyHandler(ModelServeHandler):
         status_code, message = self.describe_error(status_code, kwargs)
         self.set_status(status_code)
         self.set_header("Content-Type", "application/json")
+        self.close_if_body_unread()
         self.finish(json.dumps({"error": message}))
