@@ -12,6 +12,8 @@ import requests
 
 from .servers import JupyterProcess
 
+SERVE_SIMPLE = '{"modelName": "simple", "modelVersion": 1, }'  # Submarine's, trailing comma too
+
 
 def test_demo_registers_simple_1_once_and_it_serves(jupyter: JupyterProcess) -> None:
     # When `jupyter modelserve --demo` starts on a fresh data dir
@@ -20,9 +22,7 @@ def test_demo_registers_simple_1_once_and_it_serves(jupyter: JupyterProcess) -> 
     # Then `simple` version 1 is registered, and the seed's POST serves it
     code, envelope = jupyter.call("GET", "/api/v1/model-version/simple/1")
     assert code == 200 and envelope["result"]["description"].startswith("half_plus_two")
-    code, envelope = jupyter.call(
-        "POST", "/api/v1/serve", '{"modelName": "simple", "modelVersion": 1, }', wait=60
-    )
+    code, envelope = jupyter.call("POST", "/api/v1/serve", SERVE_SIMPLE, wait=60)
     assert code == 200 and envelope["result"]["state"] == "AVAILABLE", envelope
     url = envelope["result"]["url"]
     response = requests.post(url, json={"instances": [1.0, 2.0, 5.0]})
@@ -33,6 +33,14 @@ def test_demo_registers_simple_1_once_and_it_serves(jupyter: JupyterProcess) -> 
     assert stopped.returncode == 0 and stopped.stdout.strip() == "Stopped the local model server"
     with pytest.raises(requests.ConnectionError):
         requests.post(url, json={"instances": [1.0]}, timeout=5)
+    # And it stays stopped (the reconciler restarts crashes, not this): the serve says why
+    code, envelope = jupyter.call("GET", "/api/v1/serve/simple/1")
+    assert envelope["result"]["state"] == "FAILED", envelope
+    assert "stop-server" in envelope["result"]["reason"]
+    # And POSTing the serve again starts the model server on the same url
+    code, envelope = jupyter.call("POST", "/api/v1/serve", SERVE_SIMPLE, wait=60)
+    assert envelope["result"]["state"] == "AVAILABLE" and envelope["result"]["url"] == url
+    assert requests.post(url, json={"instances": [1.0]}).json() == {"predictions": [2.5]}
 
     # And a second start with --demo does not register it again
     jupyter.stop()

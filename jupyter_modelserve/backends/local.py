@@ -162,6 +162,17 @@ class LocalBackend(LoggingConfigurable):
             return {}
         info = self._running_info()
         if info is None:
+            if self._stopped_on_purpose():
+                configs = self._read_config()
+                stopped = Observation(
+                    Observed.FAILED,
+                    "the model server was stopped (jupyter modelserve stop-server); POST the "
+                    "serve again to start it",
+                )
+                gone = Observation(Observed.ABSENT, "the model server was stopped")
+                return {
+                    (s.name, s.version): stopped if _serves(configs, s) else gone for s in specs
+                }
             last = self._last_log_line()
             absent = Observation(
                 Observed.ABSENT,
@@ -199,7 +210,15 @@ class LocalBackend(LoggingConfigurable):
 
     def needs_attention(self) -> bool:
         """Serves are configured but their server is not running (it crashed, or was killed)."""
+        if self._stopped_on_purpose():
+            return False
         return bool(self._read_config()) and self._running_info() is None
+
+    def _stopped_on_purpose(self) -> bool:
+        try:
+            return bool(json.loads(self.info_file.read_text()).get("stopped"))
+        except (FileNotFoundError, ValueError, AttributeError):
+            return False
 
     def close(self) -> None:
         for child in self._children:
@@ -223,9 +242,11 @@ class LocalBackend(LoggingConfigurable):
             if info is not None:
                 pid = int(info["pid"])
                 terminate(pid, timeout)
+                # server.json stays: a restart reuses its port, so served urls stay valid. The
+                # mark tells the reconciler this was wanted: no restart until a serve is POSTed.
+                self.info_file.write_text(json.dumps({**info, "stopped": True}))
             for child in self._children:
                 child.poll()
-            # server.json stays: a restart reuses its port, so served urls stay valid.
 
     def _running_info(self) -> dict[str, Any] | None:
         try:
