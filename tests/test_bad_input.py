@@ -171,3 +171,34 @@ async def test_registering_an_unsupported_model_type_names_the_supported_ones(
     assert envelope["message"] == (
         "modelType: 'sklearn' is not a supported model type; supported: tensorflow"
     )
+
+
+async def test_lists_are_pages_and_refuse_bad_page_parameters(
+    api: Api, service: ServeService, half_plus_two: Path
+) -> None:
+    # Given three registered models and two versions of one
+    for name in ("m1", "m2", "m3"):
+        code, _ = await api("POST", "/api/v1/registered-model", {"name": name})
+        assert code == 200
+    service.register_saved_model(half_plus_two, "m2")
+    service.register_saved_model(half_plus_two, "m2")
+    # When the lists are read a page at a time
+    code, page = await api("GET", "/api/v1/registered-model", params={"limit": 2, "offset": 1})
+    code_versions, versions = await api(
+        "GET", "/api/v1/model-version/m2", params={"limit": 1, "offset": 1}
+    )
+    # Then each answers its page, in the list's order, and echoes limit and offset
+    assert code == code_versions == 200
+    assert [m["name"] for m in page["result"]] == ["m2", "m3"]
+    assert page["attributes"] == {"limit": 2, "offset": 1}
+    assert [v["version"] for v in versions["result"]] == [2]
+    assert versions["attributes"] == {"limit": 1, "offset": 1}
+    # And a page size past 1000, or a page parameter that is not a number, is a 400 naming it
+    for params, message in (
+        ({"limit": "1001"}, "limit: must be an integer from 1 to 1000"),
+        ({"limit": "1e2"}, "limit: must be an integer from 1 to 1000"),
+        ({"offset": "99999999999"}, "offset: must be an integer from 0 to 2147483647"),
+        ({"offset": " 1"}, "offset: must be an integer"),
+    ):
+        for path in ("/api/v1/serve", "/api/v1/registered-model", "/api/v1/model-version/m2"):
+            _refused(*await api("GET", path, params=params), message)

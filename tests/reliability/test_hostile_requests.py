@@ -140,6 +140,37 @@ def test_names_with_control_characters_are_refused_by_every_route(
     assert code == 200 and serves["result"] == []
 
 
+def test_versions_with_control_characters_are_refused_by_every_route(server: Jupyter) -> None:
+    # Given a server where "simple" version 1 is registered
+    refused = 0
+    for character in BAD_CHARACTERS:
+        for version in (f"1{character}", f"{character}1"):
+            # When every route that reads a version is sent one with the character
+            for call in route_calls(name="simple", version=version):
+                if "version" in re.compile(call.pattern).groupindex:
+                    request: tuple[dict[str, str] | None, Any] = (
+                        None,
+                        PATH_BODIES.get(call.method),
+                    )
+                elif call.handler is ModelVersionTagHandler:
+                    request = ({"name": "simple", "version": version, "tag": "t"}, None)
+                elif (call.handler, call.method) in BODY_NAMES and "modelName" in str(
+                    BODY_NAMES[call.handler, call.method]("simple", "")
+                ):
+                    request = (None, {"modelName": "simple", "modelVersion": version})
+                else:
+                    continue
+                tally.bad_input()
+                code, message = send(server, call, *request)
+                # Then each answers 400: a version is ASCII digits and nothing else
+                assert code == 400, (str(call), repr(version), code, message)
+                assert "must be a positive integer" in message, (str(call), message)
+                refused += 1
+    assert refused >= len(BAD_CHARACTERS) * 2 * 10
+    code, serves = server.request("GET", "/api/v1/serve")
+    assert code == 200 and serves["result"] == []
+
+
 @pytest.fixture
 def in_process_api(server: Jupyter, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The Python API and the magic of a kernel on the same Jupyter folders as `server`."""
