@@ -65,11 +65,14 @@ class CopyLimits:
 
 def resolve_folder(source: str | Path) -> Path:
     """The folder the user named, links resolved once; InvalidInput unless it is a folder."""
-    named = Path(source).expanduser()
+    try:
+        named = Path(source).expanduser()
+    except RuntimeError:  # "~nosuchuser/...": no home folder to expand to
+        raise InvalidInput(f"source: {str(source)!r} names the home of an unknown user") from None
     try:
         folder = Path(os.path.realpath(named, strict=True))
         is_dir = stat.S_ISDIR(os.stat(folder).st_mode)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: an embedded NUL byte
         raise InvalidInput(f"source: {str(named)!r} is not a folder") from None
     if not is_dir:
         raise InvalidInput(f"source: {str(named)!r} is not a folder")

@@ -604,3 +604,16 @@ def test_the_staging_folder_of_a_killed_process_is_cleaned(registry: ServeServic
     # Then the killed process's folder is gone
     assert removed == [left]
     assert staged(registry) == []
+
+
+@pytest.mark.parametrize("source", ["~nosuchuser-modelserve/model", "models/\x00/1"])
+def test_a_source_that_cannot_name_a_folder_is_a_400(registry: ServeService, source: str) -> None:
+    # Given a source naming an unknown user's home, or carrying a NUL byte
+    # When it is registered
+    with pytest.raises(InvalidInput) as raised:
+        registry.register(source, "mymodel")
+    tally.bad_input()
+
+    # Then it is the client's mistake, said as such, and nothing is registered
+    assert raised.value.message.startswith("source: ")
+    assert not any(m.name == "mymodel" for m in registry.store.list_registered_models())

@@ -67,17 +67,6 @@ def server(tmp_path: Path, half_plus_two: Path) -> Iterator[Jupyter]:
 SERVE = {"modelName": "simple", "modelVersion": 1}
 
 
-def not_a_known_bug(case: Any) -> bool:
-    """False for inputs that hit a bug reported to its owner and not fixed yet.
-
-    A source "~nosuchuser..." makes registry/safe_copy.resolve_folder's Path.expanduser()
-    raise RuntimeError (a 500 instead of a 400). Remove this filter once that is fixed.
-    """
-    body = case.body if isinstance(case.body, dict) else {}
-    source = body.get("source")
-    return not (isinstance(source, str) and source.startswith("~"))
-
-
 def fuzz(
     operation: Any, mode: GenerationMode, url: str, session: requests.Session
 ) -> tuple[int, str | None]:
@@ -85,7 +74,7 @@ def fuzz(
     sent = 0
 
     @RUN
-    @given(case=operation.as_strategy(generation_mode=mode).filter(not_a_known_bug))
+    @given(case=operation.as_strategy(generation_mode=mode))
     def check(case: Any) -> None:
         nonlocal sent
         response = case.call(base_url=url, session=session, timeout=60)
