@@ -6,6 +6,8 @@ model server gets 8501 when it is free, the second a free port of its own, which
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -74,22 +76,29 @@ def test_two_users_with_default_settings_both_serve_each_on_a_port_of_their_own(
     assert predicts(first_url) and predicts(second_url)
     assert first.model_server_pid() != second.model_server_pid()
 
-    # When the second user's model server stops (and the first still holds its port)
-    second_pid = second.model_server_pid()
-    stopped = second.command("stop-server")
-    assert stopped.returncode == 0, stopped.stderr
+    # When the second user's model server crashes (while the first still holds its port)
+    crashed = second.model_server_pid()
+    assert crashed is not None
+    os.kill(crashed, signal.SIGKILL)
     tally.fault()
 
-    # Then the next look at the serve starts it again on the very port it had, so its url
-    # stays valid
+    # Then it is started again on the very port it had, so its url stays valid
     def available_again() -> bool:
         code, envelope = second.request("GET", "/api/v1/serve/simple/1")
         assert code == 200, envelope
         return envelope["result"]["state"] == "AVAILABLE"
 
     poll(available_again, 60, "the second user's serve to be AVAILABLE again")
-    assert second.model_server_pid() not in (None, second_pid)
-    code, envelope = second.request("GET", "/api/v1/serve/simple/1")
-    assert code == 200 and envelope["result"]["url"] == second_url, envelope
+    assert second.model_server_pid() not in (None, crashed)
     assert poll(lambda: predicts(second_url), 30, "the second user's url to predict again")
-    assert predicts(first_url)
+
+    # When the second user stops the model server on purpose and serves again later
+    stopped = second.command("stop-server")
+    assert stopped.returncode == 0, stopped.stderr
+    body = {"modelName": "simple", "modelVersion": 1}
+    code, envelope = second.request("POST", "/api/v1/serve", body, wait=120)
+
+    # Then it serves on that same port again, and the first user never noticed
+    assert code == 200 and envelope["result"]["state"] == "AVAILABLE", envelope
+    assert envelope["result"]["url"] == second_url
+    assert predicts(second_url) and predicts(first_url)
