@@ -104,7 +104,6 @@ class Jupyter(JupyterProcess):
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(30)
-        tally.fault()
 
     # -- what the local backend wrote -----------------------------------------------------------
 
