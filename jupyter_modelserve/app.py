@@ -20,6 +20,8 @@ from .registry.database import redacted
 from .service import ServeService
 
 DEFAULT_PORT = 32080  # the port of Submarine's examples
+REQUEST_THREADS = 8
+COPY_THREADS = 2
 
 
 class ModelServeApp(ModelServeSettings, ExtensionApp):
@@ -49,6 +51,7 @@ class ModelServeApp(ModelServeSettings, ExtensionApp):
 
     service: ServeService | None = None
     threads: CapacityLimiter
+    copy_threads: CapacityLimiter
     _reconciler: PeriodicCallback | None = None
     _ticking = False
 
@@ -66,8 +69,12 @@ class ModelServeApp(ModelServeSettings, ExtensionApp):
 
     def initialize_settings(self) -> None:
         # The extension's own threads for blocking work, one set per app instance: a slow
-        # cluster or a long ?wait never starves the pool the rest of the Jupyter server shares.
-        self.threads = CapacityLimiter(64)
+        # cluster never starves the pool the rest of the Jupyter server shares. Few of them:
+        # every thread running Python takes the interpreter lock from the event loop, and
+        # nothing parks a thread for long (?wait and DELETE wait on the loop). Registration
+        # copies, which may take minutes, get threads of their own.
+        self.threads = CapacityLimiter(REQUEST_THREADS)
+        self.copy_threads = CapacityLimiter(COPY_THREADS)
         self.service = self.build_service()
         if self.demo:
             demo = self.service.ensure_demo_model()
@@ -75,6 +82,7 @@ class ModelServeApp(ModelServeSettings, ExtensionApp):
                 self.log.info("Registered the demo model %s version %s", demo.name, demo.version)
         self.settings["modelserve_service"] = self.service
         self.settings["modelserve_threads"] = self.threads
+        self.settings["modelserve_copy_threads"] = self.copy_threads
         self.log.info(
             "jupyter_modelserve: registry %s, backend %s, artifacts in %s",
             redacted(self.resolved_db_url()),

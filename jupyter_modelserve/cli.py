@@ -54,7 +54,7 @@ class RegisterApp(JupyterApp):
 class StopServerApp(JupyterApp):
     name = "jupyter-modelserve-stop-server"
     version = __version__
-    description = """Stop the local model server (serves start it again on their next check)."""
+    description = """Stop the local model server; it stays stopped until a serve is POSTed again."""
 
     def start(self) -> None:
         backend = load_settings(self.config).build_backend()

@@ -18,7 +18,8 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidInput, NotFound, ServerFault
+from .errors import Conflict, InvalidInput, NotFound, ServerFault
+from .locks import KeyedLocks
 from .registry import artifacts, safe_copy
 from .registry.store import RegistryStore
 from .schemas import REMOTE_SCHEMES, ModelVersionView, RegisteredModelView
@@ -40,6 +41,10 @@ class RegistryRules:
     # One registration's copy gives up after this long: no read is unbounded, and a staging
     # folder older than artifacts.STALE_STAGING_SECONDS is then surely a dead process's.
     artifact_copy_seconds: float = 1800.0
+
+    # One registration or delete per registered model at a time in this process, so a delete
+    # never removes the folder a registration is placing (ServeService makes it).
+    _model_locks: KeyedLocks[str]
 
     def _serialized(self, name: str, version: int) -> AbstractContextManager[None]:
         raise NotImplementedError  # ServeService's per-(name, version) lock
@@ -134,13 +139,14 @@ class RegistryRules:
         return self.store.create_registered_model(name, description, tags)
 
     def delete_registered_model(self, name: str) -> None:
-        for version in self.store.delete_registered_model(name):
-            self._remove_artifact(version.source)
+        with self._model_locks.hold(name):
+            for version in self.store.delete_registered_model(name):
+                self._remove_artifact(version.source)
 
     def delete_model_version(self, name: str, version: int) -> None:
-        with self._serialized(name, version):
+        with self._model_locks.hold(name), self._serialized(name, version):
             removed = self.store.delete_model_version(name, version)
-        self._remove_artifact(removed.source)
+            self._remove_artifact(removed.source)
 
     @property
     def _staging_root(self) -> Path:
@@ -159,6 +165,17 @@ class RegistryRules:
         The registered model is dropped again only if this registration created it implicitly
         (and no concurrent registration has added a version to it meanwhile).
         """
+        with self._model_locks.hold(name):
+            return self._add_and_place(staging, name, description, tags, dataset)
+
+    def _add_and_place(
+        self,
+        staging: Path,
+        name: str,
+        description: str | None,
+        tags: list[str] | None,
+        dataset: str | None,
+    ) -> ModelVersionView:
         existed = self._model_exists(name)
         try:
             model_version = self.store.add_model_version(
@@ -186,7 +203,21 @@ class RegistryRules:
             if isinstance(exc, OSError):
                 raise self._artifact_root_fault(exc) from None
             raise
+        if not self._version_exists(name, model_version.version):
+            # Deleted by another process while its files were being placed: keep no orphan.
+            artifacts.remove_version(destination)
+            raise Conflict(
+                f"registered model {name!r} was deleted while version {model_version.version} "
+                "was being registered; register it again"
+            )
         return model_version
+
+    def _version_exists(self, name: str, version: int) -> bool:
+        try:
+            self.store.get_model_version(name, version)
+        except NotFound:
+            return False
+        return True
 
     def _model_exists(self, name: str) -> bool:
         try:

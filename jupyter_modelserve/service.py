@@ -14,15 +14,15 @@ reconciler lease; see `reconciler.py`). Locks are per serve, never process-wide,
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import NoReturn
 
 from .backends.base import Backend, Observation, Observed, ServeSpec
 from .errors import BackendUnavailable, InvalidInput, ModelServeError, NotFound, ServeFailed
+from .locks import KeyedLocks
 from .reconciler import Reconciler
 from .registration import RegistryRules
 from .registry.store import RegistryStore, ServeRecord
@@ -55,8 +55,12 @@ class ServeService(RegistryRules):
         self.status_timeout = status_timeout
         self.lock_timeout = lock_timeout
         self.max_artifact_bytes = max_artifact_bytes
-        self._locks: dict[Key, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
+        self._serve_locks: KeyedLocks[Key] = KeyedLocks(
+            lock_timeout, lambda key: f"model {key[0]!r} version {key[1]}"
+        )
+        self._model_locks: KeyedLocks[str] = KeyedLocks(
+            lock_timeout, lambda name: f"registered model {name!r}"
+        )
         self.reconciler = Reconciler(self, interval=reconcile_interval)
 
     def close(self) -> None:
@@ -84,15 +88,14 @@ class ServeService(RegistryRules):
                         f"model {name!r} version {version} is being deleted; "
                         "create it again once the delete finished"
                     )
-                if record.state is ServeState.FAILED:
+                observation = self._observe([record])[_key(record)]
+                if record.state is ServeState.FAILED or observation.state is Observed.FAILED:
                     # A retry: take the failed deployment down first, so the backend loads it
                     # afresh instead of keeping its failed attempt.
                     self._remove_and_confirm(spec)
-                else:
-                    observation = self._observe([record])[_key(record)]
-                    if observation.state not in (Observed.ABSENT, Observed.PARTIAL):
-                        return self._fold_and_store(record, observation) or _gone(name, version)
-                    # Asked to serve what is not running (a crash, a manual edit): apply again.
+                elif observation.state not in (Observed.ABSENT, Observed.PARTIAL):
+                    return self._fold_and_store(record, observation) or _gone(name, version)
+                # Else asked to serve what is not running (a crash, a manual edit): apply again.
             try:
                 self.backend.apply(spec)
             except BaseException:
@@ -109,11 +112,39 @@ class ServeService(RegistryRules):
 
     def delete(self, name: str, version: int) -> None:
         """Stop serving (name, version); returns once the backend confirmed it is gone."""
+        self.start_delete(name, version)
+        deadline = time.monotonic() + self.delete_timeout
+        for _ in backoff(deadline):
+            if self.finish_delete(name, version):
+                return
+        raise self.still_deleting(name, version)
+
+    def start_delete(self, name: str, version: int) -> None:
+        """Mark the serve DELETING and ask the backend to remove it; `finish_delete` confirms.
+
+        From here on a create of the same serve is refused until the delete finished.
+        """
         with self._serialized(name, version):
             record = self._record(name, version)
             self.store.update_serve(name, version, ServeState.DELETING, None)
-            self._remove_and_confirm(_spec(record))
-            self.store.delete_serve(name, version)
+            self.backend.remove(_spec(record))
+
+    def finish_delete(self, name: str, version: int) -> bool:
+        """True once the backend reports nothing left and the row is gone (one bounded read)."""
+        record = self.store.get_serve(name, version)
+        if record is None:
+            return True
+        observed = self._observe([record])[_key(record)]
+        if observed.state is not Observed.ABSENT:
+            return False
+        self.store.delete_serve(name, version)
+        return True
+
+    def still_deleting(self, name: str, version: int) -> BackendUnavailable:
+        return BackendUnavailable(
+            f"model {name!r} version {version} is still being removed after "
+            f"{self.delete_timeout:.0f} s; it stays DELETING until the backend confirms"
+        )
 
     def get(self, name: str, version: int) -> ServeView:
         return self._refresh(self._record(name, version))
@@ -308,25 +339,15 @@ class ServeService(RegistryRules):
             raise NotFound(f"model {name!r} version {version} is not served")
         return record
 
-    @contextmanager
-    def _serialized(self, name: str, version: int, timeout: float | None = None) -> Iterator[None]:
+    def _serialized(
+        self, name: str, version: int, timeout: float | None = None
+    ) -> AbstractContextManager[None]:
         """One create/delete/restart per serve at a time in this process, never waiting forever.
 
         Across processes the serve table's primary key, compare-and-set updates and the
         backend's own lock keep it to one deployment.
         """
-        with self._locks_guard:
-            lock = self._locks.setdefault((name, version), threading.Lock())
-        wait = self.lock_timeout if timeout is None else timeout
-        if not lock.acquire(timeout=wait):
-            raise BackendUnavailable(
-                f"model {name!r} version {version} is busy with another request for more than "
-                f"{wait:.0f} s; try again"
-            )
-        try:
-            yield
-        finally:
-            lock.release()
+        return self._serve_locks.hold((name, version), timeout)
 
 
 def _key(record: ServeRecord) -> Key:

@@ -7,6 +7,8 @@ path or query goes through the validators of `schemas`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Callable
@@ -84,6 +86,11 @@ def loggable(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
+# Polls (?wait, DELETE): quick at first (a warm model server loads in well under a second),
+# then every half second, so a long wait costs a few reads a second and no thread at all.
+FIRST_PAUSE, LONGEST_PAUSE = 0.05, 0.5
+
+
 @web.stream_request_body
 class ModelServeHandler(ExtensionHandlerMixin, APIHandler):
     """Base of every route: thin, it parses, calls the service in a thread, and answers.
@@ -94,6 +101,7 @@ class ModelServeHandler(ExtensionHandlerMixin, APIHandler):
     """
 
     auth_resource = "modelserve"
+    _client_gone: asyncio.Event | None = None
     _buffer: BodyBuffer
     _error_reference: str | None = None
     # Set when an answer goes out before the body was read: tornado then closes the connection
@@ -146,6 +154,40 @@ class ModelServeHandler(ExtensionHandlerMixin, APIHandler):
         """
         limiter: CapacityLimiter = self.settings["modelserve_threads"]
         return await to_thread.run_sync(function, *args, limiter=limiter)
+
+    async def run_copy(self, function: Callable[..., T], *args: Any) -> T:
+        """`run` for registrations, which copy whole models: on threads apart, so a few large
+        copies never hold up every other request."""
+        limiter: CapacityLimiter = self.settings["modelserve_copy_threads"]
+        return await to_thread.run_sync(function, *args, limiter=limiter)
+
+    async def poll(self, read: Callable[[], T], settled: Callable[[T], bool], timeout: float) -> T:
+        """Read (on a thread) until `settled(value)` or `timeout`; the last value read.
+
+        The pauses between reads are the event loop's, quick at first and then every half
+        second, so a long wait parks no thread; a client that hangs up ends it at once.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        pause = FIRST_PAUSE
+        gone = self._client_gone = asyncio.Event()
+        value = await self.run(read)
+        while not settled(value):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return value
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(gone.wait(), min(pause, remaining))
+            if gone.is_set():  # nobody to answer: stop reading quietly
+                raise web.Finish()
+            pause = min(pause * 2, LONGEST_PAUSE)
+            value = await self.run(read)
+        return value
+
+    def on_connection_close(self) -> None:
+        super().on_connection_close()
+        if self._client_gone is not None:
+            self._client_gone.set()
 
     async def json_body(self, expected: str) -> Any:
         """The body as JSON, parsed on a thread: even a capped body is not the loop's work."""

@@ -15,6 +15,7 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 
 from ..errors import BackendUnavailable
+from ..schemas import ServeState
 from .base import ModelServeHandler
 from .serve import _name, _version
 
@@ -39,18 +40,34 @@ class ModelProxyHandler(ModelServeHandler):
         name, number = _name(name), _version(version)
         endpoint, servable_version = await self.run(self.service.endpoint, name, number)
         upstream = f"{endpoint}/v1/models/{name}/versions/{servable_version}{suffix}"
-        response = await AsyncHTTPClient().fetch(
-            upstream,
-            method=self.request.method or "GET",
-            body=self.body if self.request.method == "POST" else None,
-            headers={"Content-Type": "application/json"},
-            raise_error=False,
-            request_timeout=PROXY_TIMEOUT,
-        )
-        if response.code == 599:  # no HTTP answer at all: connection refused, timeout
+        try:
+            response = await AsyncHTTPClient().fetch(
+                upstream,
+                method=self.request.method or "GET",
+                body=self.body if self.request.method == "POST" else None,
+                headers={"Content-Type": "application/json"},
+                raise_error=False,
+                request_timeout=PROXY_TIMEOUT,
+            )
+        except OSError as error:  # refused or reset: raise_error=False does not cover these
+            raise BackendUnavailable(
+                f"the model server at {endpoint} did not answer: {error.strerror or error}"
+            ) from None
+        if response.code == 599:  # no HTTP answer at all: a timeout
             raise BackendUnavailable(
                 f"the model server at {endpoint} did not answer: {response.error}"
             )
+        if response.code == 404:
+            # The serve exists (its row gave us the endpoint) but the model server does not
+            # have it loaded: restarting after a crash, or still loading. That is "not now",
+            # not "no such model": say so, with where the serve stands.
+            view = await self.run(self.service.get, name, number)
+            if view.state is not ServeState.AVAILABLE:
+                raise BackendUnavailable(
+                    f"model {name!r} version {number} is {view.state.value}"
+                    + (f" ({view.reason})" if view.reason else "")
+                    + "; try again once it is AVAILABLE"
+                )
         self.set_status(response.code)
         self.set_header("Content-Type", response.headers.get("Content-Type", "application/json"))
         self.finish(response.body)

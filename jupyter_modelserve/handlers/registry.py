@@ -94,7 +94,7 @@ class ModelVersionsHandler(ModelServeHandler):
     @authorized
     async def post(self) -> None:
         body = parse_request(ModelVersionCreate, await self.json_body("name, source and modelType"))
-        version = await self.run(
+        version = await self.run_copy(
             lambda: self.service.register(
                 body.source, body.name, body.description, body.tags, body.dataset
             )

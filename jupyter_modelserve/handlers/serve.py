@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
@@ -15,14 +12,9 @@ from .base import ModelServeHandler
 
 SERVE_BODY = "modelName and modelVersion"
 MAX_WAIT_SECONDS = 600.0
-# ?wait polls: quick at first (a warm model server loads in well under a second), then every
-# half second, so a long wait costs a few reads a second and no thread at all.
-FIRST_PAUSE, LONGEST_PAUSE = 0.05, 0.5
 
 
 class ServeHandler(ModelServeHandler):
-    _client_gone: asyncio.Event | None = None
-
     @web.authenticated
     @authorized
     async def post(self) -> None:
@@ -38,7 +30,13 @@ class ServeHandler(ModelServeHandler):
     @authorized
     async def delete(self) -> None:
         request = parse_request(ServeRequest, await self.json_body(SERVE_BODY))
-        await self.run(self.service.delete, request.model_name, request.model_version)
+        name, version = request.model_name, request.model_version
+        await self.run(self.service.start_delete, name, version)
+        # Answer once the backend confirms, waiting on the loop rather than in a thread.
+        timeout = self.service.delete_timeout
+        done = await self.poll(lambda: self.service.finish_delete(name, version), bool, timeout)
+        if not done:
+            raise self.service.still_deleting(name, version)
         self.answer("Delete the model serve instance")
 
     @web.authenticated
@@ -53,35 +51,17 @@ class ServeHandler(ModelServeHandler):
         )
 
     async def _wait(self, view: ServeView, timeout: float) -> ServeView:
-        """Poll until AVAILABLE (returned), FAILED (ServeFailed) or `timeout` (current view).
-
-        On the event loop, not in a parked thread: each read runs on a thread, the pauses
-        between reads are the loop's. A client that hangs up ends the wait at once.
-        """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        pause = FIRST_PAUSE
-        gone = self._client_gone = asyncio.Event()
+        """Until AVAILABLE (returned), FAILED (ServeFailed) or `timeout` (the current view)."""
         name, version = view.model_name, view.model_version
-        while True:
-            if view.state is ServeState.AVAILABLE:
-                return view
-            if view.state is ServeState.FAILED:
-                raise ServeFailed(f"model {name!r} version {version} FAILED: {view.reason}")
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return view
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(gone.wait(), min(pause, remaining))
-            if gone.is_set():  # nobody to answer: stop reading quietly
-                raise web.Finish()
-            pause = min(pause * 2, LONGEST_PAUSE)
-            view = await self.run(self.service.get, name, version)
-
-    def on_connection_close(self) -> None:
-        super().on_connection_close()
-        if self._client_gone is not None:
-            self._client_gone.set()
+        if view.state not in (ServeState.AVAILABLE, ServeState.FAILED):
+            view = await self.poll(
+                lambda: self.service.get(name, version),
+                lambda v: v.state in (ServeState.AVAILABLE, ServeState.FAILED),
+                timeout,
+            )
+        if view.state is ServeState.FAILED:
+            raise ServeFailed(f"model {name!r} version {version} FAILED: {view.reason}")
+        return view
 
     def _wait_seconds(self) -> float:
         raw = self.query("wait")
