@@ -135,9 +135,7 @@ class Serve:
 
     def curl(self) -> str:
         """A copyable command that predicts with this serve."""
-        return (
-            f"curl -H 'Content-Type: application/json' -d '{{\"instances\": [...]}}' {self.url}"
-        )
+        return f"curl -H 'Content-Type: application/json' -d '{{\"instances\": [...]}}' {self.url}"
 
     def __repr__(self) -> str:
         reason = f", reason={self.reason!r}" if self.reason else ""

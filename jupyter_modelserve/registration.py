@@ -166,51 +166,41 @@ class RegistryRules:
         (and no concurrent registration has added a version to it meanwhile).
         """
         with self._model_locks.hold(name):
-            return self._add_and_place(staging, name, description, tags, dataset)
-
-    def _add_and_place(
-        self,
-        staging: Path,
-        name: str,
-        description: str | None,
-        tags: list[str] | None,
-        dataset: str | None,
-    ) -> ModelVersionView:
-        existed = self._model_exists(name)
-        try:
-            model_version = self.store.add_model_version(
-                name,
-                source_for=lambda v: str(self.artifact_root / name / str(v)),
-                model_type="tensorflow",
-                description=description,
-                dataset=dataset,
-                tags=tags,
-            )
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            if not existed:
-                self._undo(self.store.delete_registered_model_if_empty, name)
-            raise
-        destination = Path(model_version.source)
-        try:
-            artifacts.place_version(staging, destination)
-        except BaseException as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            artifacts.remove_version(destination)
-            self._undo(self.store.delete_model_version, name, model_version.version)
-            if not existed:
-                self._undo(self.store.delete_registered_model_if_empty, name)
-            if isinstance(exc, OSError):
-                raise self._artifact_root_fault(exc) from None
-            raise
-        if not self._version_exists(name, model_version.version):
-            # Deleted by another process while its files were being placed: keep no orphan.
-            artifacts.remove_version(destination)
-            raise Conflict(
-                f"registered model {name!r} was deleted while version {model_version.version} "
-                "was being registered; register it again"
-            )
-        return model_version
+            existed = self._model_exists(name)
+            try:
+                model_version = self.store.add_model_version(
+                    name,
+                    source_for=lambda v: str(self.artifact_root / name / str(v)),
+                    model_type="tensorflow",
+                    description=description,
+                    dataset=dataset,
+                    tags=tags,
+                )
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                if not existed:
+                    self._undo(self.store.delete_registered_model_if_empty, name)
+                raise
+            destination = Path(model_version.source)
+            try:
+                artifacts.place_version(staging, destination)
+            except BaseException as exc:
+                shutil.rmtree(staging, ignore_errors=True)
+                artifacts.remove_version(destination)
+                self._undo(self.store.delete_model_version, name, model_version.version)
+                if not existed:
+                    self._undo(self.store.delete_registered_model_if_empty, name)
+                if isinstance(exc, OSError):
+                    raise self._artifact_root_fault(exc) from None
+                raise
+            if not self._version_exists(name, model_version.version):
+                # Deleted by another process while its files were being placed: keep no orphan.
+                artifacts.remove_version(destination)
+                raise Conflict(
+                    f"registered model {name!r} was deleted while version {model_version.version} "
+                    "was being registered; register it again"
+                )
+            return model_version
 
     def _version_exists(self, name: str, version: int) -> bool:
         try:

@@ -187,6 +187,15 @@ def make_jupyter(tmp_path: Path) -> Iterator[Callable[..., Jupyter]]:
         stop_everything(server)
 
 
+@pytest.fixture
+def simple_server(make_jupyter: Callable[..., Jupyter], half_plus_two: Path) -> Jupyter:
+    """A real `jupyter modelserve` (a free model server port) with `simple` 1 registered."""
+    jupyter = make_jupyter({"LocalBackend": {"rest_api_port": 0}})
+    jupyter.start()
+    register(jupyter, "simple", half_plus_two)
+    return jupyter
+
+
 def stop_everything(server: Jupyter) -> None:
     """Stop a Jupyter server and its model server, whatever state a test left them in."""
     for pid in server.model_server_processes():  # a SIGSTOPped one cannot obey a SIGTERM

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from ..conftest import server_config
 from ..contract import RouteCall, route_calls
 from ..servers import TOKEN
 from . import tally
-from .conftest import Jupyter, register
+from .conftest import Jupyter
 
 CALLS = route_calls(name="simple", version="1")
 WRITES = ("POST", "PATCH", "DELETE", "PUT")
@@ -57,11 +56,8 @@ def message_of(call: RouteCall, text: str) -> str:
 
 
 @pytest.fixture
-def server(make_jupyter: Callable[..., Jupyter], half_plus_two: Path) -> Jupyter:
-    jupyter = make_jupyter({"LocalBackend": {"rest_api_port": 0}})
-    jupyter.start()
-    register(jupyter, "simple", half_plus_two)
-    return jupyter
+def server(simple_server: Jupyter) -> Jupyter:
+    return simple_server
 
 
 def call_with(

@@ -40,7 +40,7 @@ from ..conftest import eventually, server_config
 from ..contract import RouteCall, route_calls
 from ..servers import TOKEN
 from . import tally
-from .conftest import Jupyter, Pinger, register
+from .conftest import Jupyter, Pinger
 
 # Every line break str.splitlines() knows, and control characters that are not line breaks.
 # (A lone surrogate cannot travel in a URL or argv; the parser tests cover it in JSON.)
@@ -70,12 +70,8 @@ PATH_BODIES = {"PATCH": {"description": "x"}, "POST": {"instances": [1.0]}}
 
 
 @pytest.fixture
-def server(make_jupyter: Callable[..., Jupyter], half_plus_two: Path) -> Jupyter:
-    """A real `jupyter modelserve` with default settings and `simple` version 1 registered."""
-    jupyter = make_jupyter({"LocalBackend": {"rest_api_port": 0}})
-    jupyter.start()
-    register(jupyter, "simple", half_plus_two)
-    return jupyter
+def server(simple_server: Jupyter) -> Jupyter:
+    return simple_server
 
 
 def send(
