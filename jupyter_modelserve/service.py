@@ -248,6 +248,7 @@ class ServeService(RegistryRules):
                 return
             spec = _spec(latest)
             try:
+                self.backend.validate(spec)  # a row from an older, laxer version may not pass
                 self.backend.apply(spec)
             except ModelServeError as error:
                 self.store.update_serve(
