@@ -12,10 +12,9 @@ from typing import Any
 
 from jupyter_server.auth.decorator import authorized
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 from ..errors import BackendUnavailable
-from ..schemas import ServeState
 from .base import ModelServeHandler
 from .serve import _name, _version
 
@@ -49,25 +48,27 @@ class ModelProxyHandler(ModelServeHandler):
                 raise_error=False,
                 request_timeout=PROXY_TIMEOUT,
             )
-        except OSError as error:  # refused or reset: raise_error=False does not cover these
+        except (OSError, HTTPClientError) as error:
+            # Refused, reset, or closed mid-answer (a server killed while answering):
+            # raise_error=False does not cover these.
+            detail = error.strerror if isinstance(error, OSError) else None
             raise BackendUnavailable(
-                f"the model server at {endpoint} did not answer: {error.strerror or error}"
+                f"the model server at {endpoint} did not answer: {detail or error}"
             ) from None
         if response.code == 599:  # no HTTP answer at all: a timeout
             raise BackendUnavailable(
                 f"the model server at {endpoint} did not answer: {response.error}"
             )
         if response.code == 404:
-            # The serve exists (its row gave us the endpoint) but the model server does not
+            # The serve exists (its row gave us the endpoint), yet the model server does not
             # have it loaded: restarting after a crash, or still loading. That is "not now",
-            # not "no such model": say so, with where the serve stands.
+            # not "no such model": a 503 saying where the serve stands.
             view = await self.run(self.service.get, name, number)
-            if view.state is not ServeState.AVAILABLE:
-                raise BackendUnavailable(
-                    f"model {name!r} version {number} is {view.state.value}"
-                    + (f" ({view.reason})" if view.reason else "")
-                    + "; try again once it is AVAILABLE"
-                )
+            reason = f" ({view.reason})" if view.reason else ""
+            raise BackendUnavailable(
+                f"model {name!r} version {number} is not loaded by the model server right now; "
+                f"the serve is {view.state.value}{reason}; try again in a moment"
+            )
         self.set_status(response.code)
         self.set_header("Content-Type", response.headers.get("Content-Type", "application/json"))
         self.finish(response.body)

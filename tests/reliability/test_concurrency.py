@@ -77,7 +77,9 @@ def serve_body(name: str, version: int) -> dict[str, Any]:
 def settled(server: Jupyter, name: str) -> dict[int, dict[str, Any]] | None:
     """The serves of `name` once rows, config and model server agree and all are AVAILABLE."""
     rows = {v: s for (n, v), s in server.rows().items() if n == name}
-    if any(s["state"] != "AVAILABLE" for s in rows.values()):
+    # AVAILABLE with no reason: a transient note ("the model server does not answer") under
+    # load is not agreement yet.
+    if any(s["state"] != "AVAILABLE" or s["reason"] is not None for s in rows.values()):
         return None
     configured = server.configured().get(name, set())
     available = {v for v, state in server.loaded(name).items() if state == "AVAILABLE"}

@@ -273,10 +273,13 @@ def test_a_killed_model_server_comes_back_on_its_port_and_predicts_fail_fast_mea
     # And every predict through the proxy either predicted or failed fast with 503
     gap = proxied.answers[gap_from:]
     assert gap, "no predict was sent while the model server was down"
-    assert all(
-        (code, body) == (200, PREDICTED) or (code == 503 and seconds < PREDICT_FAILS_WITHIN)
+    wrong = [
+        (code, round(seconds, 2), body)
         for code, seconds, body in gap
-    ), [(code, round(seconds, 2), body) for code, seconds, body in gap]
+        if (code, body) != (200, PREDICTED)
+        and not (code == 503 and seconds < PREDICT_FAILS_WITHIN)
+    ]
+    assert not wrong, wrong
     tally.fault()  # counted once survived
 
 
