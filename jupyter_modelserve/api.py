@@ -58,8 +58,8 @@ def register(
     description = validate_description(description)
     tags = validate_tags(tags)
     if isinstance(source, str) or hasattr(source, "__fspath__"):
-        return service().register(validate_source(str(source)), name, description, tags)
-    return service().register_keras_model(source, name, description, tags)
+        return service().registry.register(validate_source(str(source)), name, description, tags)
+    return service().registry.register_keras_model(source, name, description, tags)
 
 
 def serve(name: str, version: int, wait: bool = True, timeout: float = DEFAULT_TIMEOUT) -> Serve:

@@ -15,8 +15,8 @@ from .cli import RegisterApp, StopServerApp
 from .config import ModelServeSettings
 from .handlers import ROUTES
 from .reconciler import TICK_SECONDS
-from .registration import DEMO_MODEL
 from .registry.database import redacted
+from .registry.model_registry import DEMO_MODEL
 from .service import ServeService
 
 DEFAULT_PORT = 32080  # the port of Submarine's examples
@@ -77,7 +77,7 @@ class ModelServeApp(ModelServeSettings, ExtensionApp):
         self.copy_threads = CapacityLimiter(COPY_THREADS)
         self.service = self.build_service()
         if self.demo:
-            demo = self.service.ensure_demo_model()
+            demo = self.service.registry.ensure_demo_model()
             if demo is not None:
                 self.log.info("Registered the demo model %s version %s", demo.name, demo.version)
         self.settings["modelserve_service"] = self.service
@@ -87,7 +87,7 @@ class ModelServeApp(ModelServeSettings, ExtensionApp):
             "jupyter_modelserve: registry %s, backend %s, artifacts in %s",
             redacted(self.resolved_db_url()),
             self.service.backend.name,
-            self.service.artifact_root,
+            self.service.registry.artifact_root,
         )
 
     def initialize_handlers(self) -> None:
@@ -96,7 +96,9 @@ class ModelServeApp(ModelServeSettings, ExtensionApp):
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         # What a server killed mid-registration left in the staging folder goes first.
         if self.service is not None:
-            removed = await to_thread.run_sync(self.service.clean_staging, limiter=self.threads)
+            removed = await to_thread.run_sync(
+                self.service.registry.clean_staging, limiter=self.threads
+            )
             if removed:
                 self.log.info("jupyter_modelserve: removed %d stale staging folders", len(removed))
         # Contend for the reconciler lease at once (the start-up reconcile when we get it),

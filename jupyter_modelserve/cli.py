@@ -39,7 +39,7 @@ class RegisterApp(JupyterApp):
             return
         service = load_settings(self.config).build_service()
         try:
-            version = service.register_saved_model(source, name, description)
+            version = service.registry.register_saved_model(source, name, description)
         except ModelServeError as error:
             self.exit_with(f"error: {error}")
         finally:

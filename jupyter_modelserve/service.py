@@ -24,7 +24,7 @@ from .backends.base import Backend, Observation, Observed, ServeSpec
 from .errors import BackendUnavailable, InvalidInput, ModelServeError, NotFound, ServeFailed
 from .locks import KeyedLocks
 from .reconciler import Reconciler
-from .registration import RegistryRules
+from .registry.model_registry import DEFAULT_MAX_ARTIFACT_BYTES, ModelRegistry
 from .registry.store import RegistryStore, ServeRecord
 from .schemas import SUPPORTED_MODEL_TYPES, ServeState, ServeView
 from .servestate import fold, view_of
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 Key = tuple[str, int]
 
 
-class ServeService(RegistryRules):
+class ServeService:
     def __init__(
         self,
         store: RegistryStore,
@@ -45,21 +45,19 @@ class ServeService(RegistryRules):
         status_timeout: float = 3.0,
         lock_timeout: float = 90.0,
         reconcile_interval: float = 30.0,
-        max_artifact_bytes: int = 4 * 1024**3,
+        max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
     ) -> None:
         self.store = store
+        # The registry's rules, composed: the serve rules ask it nothing the store cannot
+        # answer, and front doors reach registered models through it.
+        self.registry = ModelRegistry(store, artifact_root, lock_timeout, max_artifact_bytes)
         self.backend = backend
-        self.artifact_root = Path(artifact_root)
         self.load_timeout = load_timeout
         self.delete_timeout = delete_timeout
         self.status_timeout = status_timeout
         self.lock_timeout = lock_timeout
-        self.max_artifact_bytes = max_artifact_bytes
         self._serve_locks: KeyedLocks[Key] = KeyedLocks(
             lock_timeout, lambda key: f"model {key[0]!r} version {key[1]}"
-        )
-        self._model_locks: KeyedLocks[str] = KeyedLocks(
-            lock_timeout, lambda name: f"registered model {name!r}"
         )
         self.reconciler = Reconciler(self, interval=reconcile_interval)
 

@@ -162,11 +162,11 @@ class ServePanel:
                 return
             try:
                 serves = {(s.model_name, s.model_version): s for s in self.service.list_serves()}
-                store = self.service.store
+                registry = self.service.registry
                 keys = {
                     (v.name, v.version)
-                    for m in store.list_registered_models()
-                    for v in store.list_model_versions(m.name)
+                    for m in registry.list_registered_models()
+                    for v in registry.list_model_versions(m.name)
                 }
             except Exception as error:  # the timer thread must survive a backend hiccup
                 self._show_error(error)

@@ -157,4 +157,4 @@ async def post_json(url: str, body: Any) -> tuple[int, Any]:
 @pytest.fixture
 def simple_registered(service: ServeService, half_plus_two: Path) -> dict[str, Any]:
     """`simple` version 1 in the registry (the REST route for it has tests of its own)."""
-    return service.register_saved_model(half_plus_two, "simple").to_json()
+    return service.registry.register_saved_model(half_plus_two, "simple").to_json()

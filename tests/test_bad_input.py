@@ -153,7 +153,7 @@ async def test_registering_a_folder_that_is_not_a_saved_model_copies_nothing(
         "POST", "/api/v1/model-version", {"name": "simple", "source": str(tmp_path / "missing")}
     )
     assert code == 400 and "is not a folder" in envelope["message"]
-    root = service.artifact_root
+    root = service.registry.artifact_root
     assert not root.exists() or [p for p in root.rglob("*") if p.is_file()] == []
     code, _ = await api("GET", "/api/v1/registered-model/simple")
     assert code == 404
@@ -180,8 +180,8 @@ async def test_lists_are_pages_and_refuse_bad_page_parameters(
     for name in ("m1", "m2", "m3"):
         code, _ = await api("POST", "/api/v1/registered-model", {"name": name})
         assert code == 200
-    service.register_saved_model(half_plus_two, "m2")
-    service.register_saved_model(half_plus_two, "m2")
+    service.registry.register_saved_model(half_plus_two, "m2")
+    service.registry.register_saved_model(half_plus_two, "m2")
     # When the lists are read a page at a time
     code, page = await api("GET", "/api/v1/registered-model", params={"limit": 2, "offset": 1})
     code_versions, versions = await api(

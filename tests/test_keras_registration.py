@@ -30,7 +30,7 @@ async def test_a_keras_model_registers_serves_and_predicts_like_itself(
     api: Api, service: ServeService, keras_model: Any
 ) -> None:
     # Given an in-memory Keras model registered as a new model
-    version = service.register_keras_model(keras_model, "tiny", description="dense 3 -> 2")
+    version = service.registry.register_keras_model(keras_model, "tiny", description="dense 3 -> 2")
     assert version.version == 1
     assert (Path(version.source) / "saved_model.pb").is_file()
 
@@ -52,6 +52,6 @@ def test_something_that_is_not_a_keras_model_is_refused_and_leaves_nothing(
     service: ServeService,
 ) -> None:
     with pytest.raises(InvalidInput, match="could not export the Keras model"):
-        service.register_keras_model(object(), "nothing")
-    staging = service.artifact_root / ".staging"
+        service.registry.register_keras_model(object(), "nothing")
+    staging = service.registry.artifact_root / ".staging"
     assert not staging.exists() or list(staging.iterdir()) == []

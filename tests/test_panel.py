@@ -41,7 +41,7 @@ def local_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[S
 @pytest.fixture
 def simple(local_service: ServeService, half_plus_two: Path) -> Path:
     """`simple` version 1 registered; returns its artifact folder."""
-    return Path(local_service.register_saved_model(half_plus_two, "simple").source)
+    return Path(local_service.registry.register_saved_model(half_plus_two, "simple").source)
 
 
 @pytest.fixture
@@ -78,8 +78,8 @@ def test_the_panel_lists_registered_versions_as_not_served(
     local_service: ServeService, half_plus_two: Path, make_panel: Callable[[], ServePanel]
 ) -> None:
     # Given two versions of `simple` in the registry and nothing served
-    local_service.register_saved_model(half_plus_two, "simple")
-    local_service.register_saved_model(half_plus_two, "simple")
+    local_service.registry.register_saved_model(half_plus_two, "simple")
+    local_service.registry.register_saved_model(half_plus_two, "simple")
 
     # When a panel is built
     panel = make_panel()
@@ -170,7 +170,7 @@ def test_a_service_error_shows_in_the_panel_instead_of_raising(
     # Given a panel listing `simple` 1, whose version is then deleted from the registry
     panel = make_panel()
     row = panel.row("simple", 1)
-    local_service.delete_model_version("simple", 1)
+    local_service.registry.delete_model_version("simple", 1)
 
     # When Serve is clicked on the stale row
     row.serve_button.click()  # raises nothing into the caller

@@ -115,7 +115,7 @@ async def test_remote_sources_are_recorded_and_refused_by_the_local_backend(
     )
     assert code == 200
     assert envelope["result"]["source"] == "s3://bucket/models/remote/3"
-    assert not service.artifact_root.joinpath("remote").exists()
+    assert not service.registry.artifact_root.joinpath("remote").exists()
     code, envelope = await api(
         "POST", "/api/v1/model-version", {"name": "remote", "source": "s3://bucket/models/remote"}
     )

@@ -51,7 +51,7 @@ async def test_register_list_update_and_delete_versions(
     assert [v["version"] for v in versions] == [1, 2]
     for version in versions:
         source = Path(version["source"])
-        assert source == service.artifact_root / "simple" / str(version["version"])
+        assert source == service.registry.artifact_root / "simple" / str(version["version"])
         assert (source / "saved_model.pb").is_file()
         assert version["modelType"] == "tensorflow" and version["currentStage"] == "None"
     code, listed = await api("GET", "/api/v1/model-version/simple")
@@ -91,7 +91,7 @@ async def test_register_list_update_and_delete_versions(
     # And deleting the model removes the rest
     code, _ = await api("DELETE", "/api/v1/registered-model/simple")
     assert code == 200
-    assert not (service.artifact_root / "simple").exists()
+    assert not (service.registry.artifact_root / "simple").exists()
     code, _ = await api("GET", "/api/v1/registered-model/simple")
     assert code == 404
 
@@ -132,4 +132,4 @@ async def test_a_saved_model_without_serving_default_is_refused(
     )
     assert code == 400
     assert "has no 'serving_default' signature" in envelope["message"]
-    assert not (service.artifact_root / "odd").exists()
+    assert not (service.registry.artifact_root / "odd").exists()

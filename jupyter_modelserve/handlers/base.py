@@ -23,6 +23,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from ..errors import InvalidInput, ModelServeError, PayloadTooLarge
+from ..registry.model_registry import ModelRegistry
 from ..schemas import (
     ServeView,
     validate_model_name,
@@ -108,6 +109,10 @@ class ModelServeHandler(ExtensionHandlerMixin, APIHandler):
     # rather than read the rest, and the client must be told so, or it would reuse the
     # connection for its next request and see it reset.
     _closes_connection = False
+
+    @property
+    def registry(self) -> ModelRegistry:
+        return self.service.registry
 
     @property
     def service(self) -> ServeService:

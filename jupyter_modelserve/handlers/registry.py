@@ -5,7 +5,6 @@ from __future__ import annotations
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..errors import InvalidInput
 from ..schemas import (
     ModelVersionCreate,
     ModelVersionUpdate,
@@ -23,7 +22,7 @@ class RegisteredModelsHandler(ModelServeHandler):
     async def post(self) -> None:
         body = parse_request(RegisteredModelCreate, await self.json_body("name"))
         model = await self.run(
-            self.service.create_registered_model, body.name, body.description, body.tags
+            self.registry.create_registered_model, body.name, body.description, body.tags
         )
         self.answer("Create a registered model", model.to_json())
 
@@ -32,7 +31,7 @@ class RegisteredModelsHandler(ModelServeHandler):
     async def get(self) -> None:
         limit, offset = self.page()
         models = await self.run(
-            lambda: self.service.store.list_registered_models(limit=limit, offset=offset)
+            lambda: self.registry.list_registered_models(limit=limit, offset=offset)
         )
         self.answer(
             "List registered models",
@@ -45,7 +44,7 @@ class RegisteredModelHandler(ModelServeHandler):
     @web.authenticated
     @authorized
     async def get(self, name: str) -> None:
-        model = await self.run(self.service.store.get_registered_model, _name(name, "name"))
+        model = await self.run(self.registry.get_registered_model, _name(name, "name"))
         self.answer("Get the registered model", model.to_json())
 
     @web.authenticated
@@ -53,23 +52,20 @@ class RegisteredModelHandler(ModelServeHandler):
     async def patch(self, name: str) -> None:
         name = _name(name, "name")
         body = parse_request(RegisteredModelUpdate, await self.json_body("description"))
-        if body.name is not None and body.name != name:
-            raise InvalidInput(
-                "name: renaming a registered model is not supported; register it under the "
-                "new name instead"
+        model = await self.run(
+            lambda: self.registry.update_registered_model(
+                name,
+                body.name,
+                body.description,
+                description_given="description" in body.model_fields_set,
             )
-        if "description" not in body.model_fields_set:  # nothing else can change
-            model = await self.run(self.service.store.get_registered_model, name)
-        else:
-            model = await self.run(
-                self.service.store.update_registered_model, name, body.description
-            )
+        )
         self.answer("Update the registered model", model.to_json())
 
     @web.authenticated
     @authorized
     async def delete(self, name: str) -> None:
-        await self.run(self.service.delete_registered_model, _name(name, "name"))
+        await self.run(self.registry.delete_registered_model, _name(name, "name"))
         self.answer("Delete the registered model")
 
 
@@ -78,14 +74,14 @@ class RegisteredModelTagHandler(ModelServeHandler):
     @authorized
     async def post(self) -> None:
         name, tag = self.name_argument(), self.tag_argument()
-        await self.run(self.service.store.add_registered_model_tag, name, tag)
+        await self.run(self.registry.add_registered_model_tag, name, tag)
         self.answer("Create a registered model tag")
 
     @web.authenticated
     @authorized
     async def delete(self) -> None:
         name, tag = self.name_argument(), self.tag_argument()
-        await self.run(self.service.store.delete_registered_model_tag, name, tag)
+        await self.run(self.registry.delete_registered_model_tag, name, tag)
         self.answer("Delete a registered model tag")
 
 
@@ -95,7 +91,7 @@ class ModelVersionsHandler(ModelServeHandler):
     async def post(self) -> None:
         body = parse_request(ModelVersionCreate, await self.json_body("name, source and modelType"))
         version = await self.run_copy(
-            lambda: self.service.register(
+            lambda: self.registry.register(
                 body.source, body.name, body.description, body.tags, body.dataset
             )
         )
@@ -109,7 +105,7 @@ class ModelVersionListHandler(ModelServeHandler):
         name = _name(name, "name")
         limit, offset = self.page()
         versions = await self.run(
-            lambda: self.service.store.list_model_versions(name, limit=limit, offset=offset)
+            lambda: self.registry.list_model_versions(name, limit=limit, offset=offset)
         )
         self.answer(
             "List model versions",
@@ -123,7 +119,7 @@ class ModelVersionHandler(ModelServeHandler):
     @authorized
     async def get(self, name: str, version: str) -> None:
         found = await self.run(
-            self.service.store.get_model_version, _name(name, "name"), _version(version)
+            self.registry.get_model_version, _name(name, "name"), _version(version)
         )
         self.answer("Get the model version", found.to_json())
 
@@ -135,13 +131,13 @@ class ModelVersionHandler(ModelServeHandler):
             ModelVersionUpdate, await self.json_body("description or currentStage")
         )
         changes = body.model_dump(exclude_unset=True, mode="json")
-        updated = await self.run(self.service.store.update_model_version, name, number, changes)
+        updated = await self.run(self.registry.update_model_version, name, number, changes)
         self.answer("Update the model version", updated.to_json())
 
     @web.authenticated
     @authorized
     async def delete(self, name: str, version: str) -> None:
-        await self.run(self.service.delete_model_version, _name(name, "name"), _version(version))
+        await self.run(self.registry.delete_model_version, _name(name, "name"), _version(version))
         self.answer("Delete the model version")
 
 
@@ -150,14 +146,14 @@ class ModelVersionTagHandler(ModelServeHandler):
     @authorized
     async def post(self) -> None:
         name, version, tag = self._tag_arguments()
-        await self.run(self.service.store.add_model_version_tag, name, version, tag)
+        await self.run(self.registry.add_model_version_tag, name, version, tag)
         self.answer("Create a model version tag")
 
     @web.authenticated
     @authorized
     async def delete(self) -> None:
         name, version, tag = self._tag_arguments()
-        await self.run(self.service.store.delete_model_version_tag, name, version, tag)
+        await self.run(self.registry.delete_model_version_tag, name, version, tag)
         self.answer("Delete a model version tag")
 
     def _tag_arguments(self) -> tuple[str, int, str]:

@@ -166,7 +166,7 @@ async def test_an_authorizer_that_denies_writes_refuses_every_write_route(
 ) -> None:
     # Given a server whose authorizer denies `write` on resource `modelserve`
     assert modelserve_app.service is not None
-    modelserve_app.service.register_saved_model(half_plus_two, "simple")
+    modelserve_app.service.registry.register_saved_model(half_plus_two, "simple")
     for call in CALLS:
         tally.requests()
         tally.bad_input(1 if call.method in WRITES else 0)

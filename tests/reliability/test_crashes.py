@@ -276,8 +276,7 @@ def test_a_killed_model_server_comes_back_on_its_port_and_predicts_fail_fast_mea
     wrong = [
         (code, round(seconds, 2), body)
         for code, seconds, body in gap
-        if (code, body) != (200, PREDICTED)
-        and not (code == 503 and seconds < PREDICT_FAILS_WITHIN)
+        if (code, body) != (200, PREDICTED) and not (code == 503 and seconds < PREDICT_FAILS_WITHIN)
     ]
     assert not wrong, wrong
     tally.fault()  # counted once survived

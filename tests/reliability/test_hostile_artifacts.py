@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 
-from jupyter_modelserve.backends.local import LocalBackend
 from jupyter_modelserve.errors import (
     InvalidInput,
     ModelServeError,
@@ -32,6 +31,7 @@ from jupyter_modelserve.errors import (
     ServerFault,
 )
 from jupyter_modelserve.registry import artifacts
+from jupyter_modelserve.registry.model_registry import ModelRegistry
 from jupyter_modelserve.registry.store import RegistryStore
 from jupyter_modelserve.service import ServeService
 
@@ -42,15 +42,11 @@ QUICK = 10.0  # seconds a refusal may take at most: /dev/zero or a FIFO must nev
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Iterator[ServeService]:
-    """A real service on its own SQLite registry and artifact root (no model server started)."""
-    service = ServeService(
-        store=RegistryStore(f"sqlite:///{tmp_path / 'registry.db'}"),
-        backend=LocalBackend(data_dir=tmp_path / "data", artifact_root=tmp_path / "artifacts"),
-        artifact_root=tmp_path / "artifacts",
-    )
-    yield service
-    service.close()
+def registry(tmp_path: Path) -> Iterator[ModelRegistry]:
+    """A real registry on its own SQLite file and artifact root (no backend, no model server)."""
+    store = RegistryStore(f"sqlite:///{tmp_path / 'registry.db'}")
+    yield ModelRegistry(store, tmp_path / "artifacts")
+    store.close()
 
 
 @pytest.fixture
@@ -82,19 +78,19 @@ def call_within(seconds: float, function: Callable[[], Any]) -> Any:
     return outcome.get("value")
 
 
-def staged(service: ServeService) -> list[str]:
+def staged(service: ModelRegistry) -> list[str]:
     staging = service.artifact_root / ".staging"
     return sorted(p.name for p in staging.iterdir()) if staging.exists() else []
 
 
-def assert_nothing_left(service: ServeService, name: str) -> None:
+def assert_nothing_left(service: ModelRegistry, name: str) -> None:
     assert staged(service) == [], "a staging folder was left behind"
     assert not (service.artifact_root / name).exists(), "an artifact folder was left behind"
     with pytest.raises(NotFound):
         service.store.get_registered_model(name)
 
 
-def refused(service: ServeService, folder: Path, name: str = "hostile") -> InvalidInput:
+def refused(service: ModelRegistry, folder: Path, name: str = "hostile") -> InvalidInput:
     """Register `folder` and expect a quick InvalidInput that leaves nothing behind."""
     tally.bad_input()
     with pytest.raises(InvalidInput) as caught:
@@ -106,7 +102,7 @@ def refused(service: ServeService, folder: Path, name: str = "hostile") -> Inval
 # -- links --------------------------------------------------------------------------------------
 
 
-def test_a_link_to_dev_zero_is_refused_at_once(registry: ServeService, model: Path) -> None:
+def test_a_link_to_dev_zero_is_refused_at_once(registry: ModelRegistry, model: Path) -> None:
     # Given a SavedModel whose variables folder holds a link to /dev/zero
     (model / "variables" / "zero").symlink_to("/dev/zero")
 
@@ -119,7 +115,7 @@ def test_a_link_to_dev_zero_is_refused_at_once(registry: ServeService, model: Pa
 
 
 def test_a_link_to_a_file_outside_is_refused_and_nothing_of_it_is_copied(
-    registry: ServeService, model: Path
+    registry: ModelRegistry, model: Path
 ) -> None:
     # Given a SavedModel with a link to /etc/passwd among its assets
     (model / "assets").mkdir(exist_ok=True)
@@ -135,7 +131,7 @@ def test_a_link_to_a_file_outside_is_refused_and_nothing_of_it_is_copied(
 
 
 def test_a_relative_link_climbing_out_is_refused(
-    registry: ServeService, model: Path, tmp_path: Path
+    registry: ModelRegistry, model: Path, tmp_path: Path
 ) -> None:
     # Given a secret next to the model folder, and a relative link that climbs out to it
     (tmp_path / "secret.txt").write_text("not for the model")
@@ -147,7 +143,7 @@ def test_a_relative_link_climbing_out_is_refused(
 
 
 def test_a_link_to_a_folder_outside_is_refused(
-    registry: ServeService, model: Path, tmp_path: Path
+    registry: ModelRegistry, model: Path, tmp_path: Path
 ) -> None:
     # Given a folder outside the model with files in it, linked from inside
     outside = tmp_path / "elsewhere"
@@ -160,7 +156,7 @@ def test_a_link_to_a_folder_outside_is_refused(
     assert "extra is a symbolic link to" in str(error) and "outside the model" in str(error)
 
 
-def test_a_link_loop_inside_the_folder_is_refused(registry: ServeService, model: Path) -> None:
+def test_a_link_loop_inside_the_folder_is_refused(registry: ModelRegistry, model: Path) -> None:
     # Given a link inside the folder to the folder itself (a loop for any walker following it)
     (model / "variables" / "again").symlink_to("..")
 
@@ -169,7 +165,7 @@ def test_a_link_loop_inside_the_folder_is_refused(registry: ServeService, model:
     assert "variables/again is a symbolic link to a folder" in str(error)
 
 
-def test_links_pointing_at_each_other_are_refused(registry: ServeService, model: Path) -> None:
+def test_links_pointing_at_each_other_are_refused(registry: ModelRegistry, model: Path) -> None:
     # Given two links inside the folder that point at each other
     (model / "a").symlink_to("b")
     (model / "b").symlink_to("a")
@@ -179,7 +175,7 @@ def test_links_pointing_at_each_other_are_refused(registry: ServeService, model:
     assert "a in the model folder" in str(error) and "cannot be resolved" in str(error)
 
 
-def test_a_dangling_link_is_refused(registry: ServeService, model: Path) -> None:
+def test_a_dangling_link_is_refused(registry: ModelRegistry, model: Path) -> None:
     # Given a link to nothing
     (model / "assets").mkdir(exist_ok=True)
     (model / "assets" / "gone").symlink_to("missing-file")
@@ -189,7 +185,7 @@ def test_a_dangling_link_is_refused(registry: ServeService, model: Path) -> None
     assert "assets/gone" in str(error) and "missing-file, which does not exist" in str(error)
 
 
-def test_a_saved_model_pb_linking_out_is_refused(registry: ServeService, model: Path) -> None:
+def test_a_saved_model_pb_linking_out_is_refused(registry: ModelRegistry, model: Path) -> None:
     # Given a saved_model.pb that is a link to /dev/zero
     (model / "saved_model.pb").unlink()
     (model / "saved_model.pb").symlink_to("/dev/zero")
@@ -200,7 +196,7 @@ def test_a_saved_model_pb_linking_out_is_refused(registry: ServeService, model: 
 
 
 def test_a_link_to_a_file_inside_is_copied_as_that_file(
-    registry: ServeService, model: Path
+    registry: ModelRegistry, model: Path
 ) -> None:
     # Given a link inside the folder to one of its own regular files
     (model / "assets").mkdir(exist_ok=True)
@@ -218,7 +214,7 @@ def test_a_link_to_a_file_inside_is_copied_as_that_file(
 
 
 def test_the_named_folder_may_itself_be_a_link(
-    registry: ServeService, model: Path, tmp_path: Path
+    registry: ModelRegistry, model: Path, tmp_path: Path
 ) -> None:
     # Given a link (the user's own choice) to a clean SavedModel folder
     pointer = tmp_path / "latest"
@@ -235,7 +231,7 @@ def test_the_named_folder_may_itself_be_a_link(
 # -- special files ------------------------------------------------------------------------------
 
 
-def test_a_fifo_is_refused_without_hanging(registry: ServeService, model: Path) -> None:
+def test_a_fifo_is_refused_without_hanging(registry: ModelRegistry, model: Path) -> None:
     # Given a FIFO in the variables folder (opening it for reading would block forever)
     os.mkfifo(model / "variables" / "pipe")
 
@@ -244,7 +240,7 @@ def test_a_fifo_is_refused_without_hanging(registry: ServeService, model: Path) 
     assert "variables/pipe" in str(error) and "a FIFO (named pipe)" in str(error)
 
 
-def test_a_saved_model_pb_that_is_a_fifo_is_refused(registry: ServeService, model: Path) -> None:
+def test_a_saved_model_pb_that_is_a_fifo_is_refused(registry: ModelRegistry, model: Path) -> None:
     # Given a saved_model.pb that is a FIFO
     (model / "saved_model.pb").unlink()
     os.mkfifo(model / "saved_model.pb")
@@ -254,7 +250,7 @@ def test_a_saved_model_pb_that_is_a_fifo_is_refused(registry: ServeService, mode
     assert "saved_model.pb" in str(error) and "FIFO" in str(error)
 
 
-def test_a_link_to_a_fifo_inside_is_refused(registry: ServeService, model: Path) -> None:
+def test_a_link_to_a_fifo_inside_is_refused(registry: ModelRegistry, model: Path) -> None:
     # Given a FIFO inside the folder and a link to it (the link stays inside; its target is bad)
     os.mkfifo(model / "pipe")
     (model / "variables" / "to-pipe").symlink_to("../pipe")
@@ -264,7 +260,7 @@ def test_a_link_to_a_fifo_inside_is_refused(registry: ServeService, model: Path)
     assert "FIFO" in str(error)
 
 
-def test_a_socket_is_refused(registry: ServeService, model: Path) -> None:
+def test_a_socket_is_refused(registry: ModelRegistry, model: Path) -> None:
     # Given a Unix socket in the folder (bound in a short path, then moved: sun_path is short)
     short = Path(tempfile.mkdtemp(prefix="ms"))
     server = socket.socket(socket.AF_UNIX)
@@ -283,7 +279,7 @@ def test_a_socket_is_refused(registry: ServeService, model: Path) -> None:
         shutil.rmtree(short, ignore_errors=True)
 
 
-def test_a_device_is_refused(registry: ServeService, model: Path) -> None:
+def test_a_device_is_refused(registry: ModelRegistry, model: Path) -> None:
     # Given a character device node (like /dev/zero) made inside the folder
     try:
         os.mknod(model / "variables" / "zero", 0o600 | stat.S_IFCHR, os.makedev(1, 5))
@@ -295,7 +291,7 @@ def test_a_device_is_refused(registry: ServeService, model: Path) -> None:
     assert "variables/zero" in str(error) and "a character device" in str(error)
 
 
-def test_a_folder_nested_too_deep_is_refused(registry: ServeService, model: Path) -> None:
+def test_a_folder_nested_too_deep_is_refused(registry: ModelRegistry, model: Path) -> None:
     # Given 80 nested folders inside the model
     deep = model / "assets"
     for _ in range(80):
@@ -307,7 +303,7 @@ def test_a_folder_nested_too_deep_is_refused(registry: ServeService, model: Path
     assert "folders deep" in str(error)
 
 
-def test_an_unreadable_saved_model_pb_is_refused(registry: ServeService, model: Path) -> None:
+def test_an_unreadable_saved_model_pb_is_refused(registry: ModelRegistry, model: Path) -> None:
     # Given a saved_model.pb of garbage that claims a huge length-delimited field
     (model / "saved_model.pb").write_bytes(b"\x12\xff\xff\xff\xff\x0f" + b"\x00" * 64)
 
@@ -320,7 +316,7 @@ def test_an_unreadable_saved_model_pb_is_refused(registry: ServeService, model: 
 
 
 def test_a_huge_sparse_file_is_refused_with_413_before_it_is_read(
-    registry: ServeService, model: Path
+    registry: ModelRegistry, model: Path
 ) -> None:
     # Given a limit of 1 MiB and a sparse file of 64 GiB in the model (no disk used)
     registry.max_artifact_bytes = 1024**2
@@ -339,7 +335,7 @@ def test_a_huge_sparse_file_is_refused_with_413_before_it_is_read(
     assert_nothing_left(registry, "huge")
 
 
-def test_the_limit_is_on_the_sum_of_the_files(registry: ServeService, model: Path) -> None:
+def test_the_limit_is_on_the_sum_of_the_files(registry: ModelRegistry, model: Path) -> None:
     # Given a limit of 1 MiB and two files of 600 KiB each (each alone under the limit)
     registry.max_artifact_bytes = 1024**2
     for name in ("a.bin", "b.bin"):
@@ -357,7 +353,7 @@ async def test_rest_a_folder_over_the_limit_answers_413_and_leaves_nothing(
     api: Api, service: ServeService, model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a server whose artifact limit is 64 KiB, and a model with a 1 MiB file
-    monkeypatch.setattr(service, "max_artifact_bytes", 64 * 1024)
+    monkeypatch.setattr(service.registry, "max_artifact_bytes", 64 * 1024)
     (model / "assets").mkdir(exist_ok=True)
     (model / "assets" / "big.bin").write_bytes(b"\x01" * 1024**2)
     tally.bad_input()
@@ -374,7 +370,7 @@ async def test_rest_a_folder_over_the_limit_answers_413_and_leaves_nothing(
     assert code == 413, envelope
     assert "64 KiB" in envelope["message"]
     assert "c.ModelServeApp.max_artifact_bytes" in envelope["message"]
-    assert_nothing_left(service, "toolarge")
+    assert_nothing_left(service.registry, "toolarge")
     code, _ = await api("GET", "/api/v1/registered-model/toolarge")
     assert code == 404
 
@@ -399,7 +395,7 @@ async def test_rest_a_link_to_dev_zero_is_a_quick_400_and_leaves_nothing(
     assert time.monotonic() - started < QUICK
     assert code == 400, envelope
     assert "variables/zero is a symbolic link to /dev/zero" in envelope["message"]
-    assert_nothing_left(service, "zeros")
+    assert_nothing_left(service.registry, "zeros")
 
 
 # -- our side failing ---------------------------------------------------------------------------
@@ -411,25 +407,22 @@ def test_an_unwritable_artifact_root_is_a_server_fault_that_names_it(
     # Given an artifact root that is a file (root ignores permission bits; a file never works)
     blocked = tmp_path / "artifacts-file"
     blocked.write_text("not a folder")
-    service = ServeService(
-        store=RegistryStore(f"sqlite:///{tmp_path / 'registry.db'}"),
-        backend=LocalBackend(data_dir=tmp_path / "data", artifact_root=blocked),
-        artifact_root=blocked,
-    )
+    store = RegistryStore(f"sqlite:///{tmp_path / 'registry.db'}")
+    registry = ModelRegistry(store, blocked)
     tally.fault()
     try:
         # When a valid model is registered
         with pytest.raises(ServerFault) as caught:
-            service.register_saved_model(model, "nowhere")
+            registry.register_saved_model(model, "nowhere")
 
         # Then it is a server fault naming the folder and the setting, and no model was created
         assert str(blocked) in str(caught.value)
         assert "c.ModelServeApp.artifact_root" in str(caught.value)
         with pytest.raises(NotFound):
-            service.store.get_registered_model("nowhere")
+            registry.get_registered_model("nowhere")
         assert blocked.read_text() == "not a folder"
     finally:
-        service.close()
+        store.close()
 
 
 async def test_rest_an_unwritable_artifact_root_answers_500_not_400(
@@ -438,7 +431,7 @@ async def test_rest_an_unwritable_artifact_root_answers_500_not_400(
     # Given a server whose artifact root has become a file
     blocked = tmp_path / "blocked"
     blocked.write_text("")
-    monkeypatch.setattr(service, "artifact_root", blocked)
+    monkeypatch.setattr(service.registry, "artifact_root", blocked)
     tally.fault()
     tally.requests(2)
 
@@ -458,7 +451,7 @@ async def test_rest_an_unwritable_artifact_root_answers_500_not_400(
 
 
 def test_a_failed_placement_removes_the_version_and_the_model_it_created(
-    registry: ServeService, model: Path
+    registry: ModelRegistry, model: Path
 ) -> None:
     # Given a file where the model's folder under the artifact root would go
     registry.artifact_root.mkdir(parents=True, exist_ok=True)
@@ -477,7 +470,7 @@ def test_a_failed_placement_removes_the_version_and_the_model_it_created(
 
 
 def test_a_failed_registration_keeps_a_model_that_existed_before(
-    registry: ServeService, model: Path
+    registry: ModelRegistry, model: Path
 ) -> None:
     # Given a registered model created explicitly (no versions), and a file in its folder's way
     registry.create_registered_model("kept", "made by hand", ["mine"])
@@ -495,7 +488,7 @@ def test_a_failed_registration_keeps_a_model_that_existed_before(
     assert staged(registry) == []
 
 
-def test_a_name_too_long_for_a_folder_fails_cleanly(registry: ServeService, model: Path) -> None:
+def test_a_name_too_long_for_a_folder_fails_cleanly(registry: ModelRegistry, model: Path) -> None:
     # Given a name of 256 characters (a file name has at most 255 bytes)
     name = "a" * 256
     tally.bad_input()
@@ -529,13 +522,13 @@ async def test_rest_a_name_too_long_for_a_folder_fails_cleanly(
     assert 400 <= code < 500, envelope
     assert envelope["message"].startswith("name:")
     assert name not in {m.name for m in service.store.list_registered_models()}
-    assert staged(service) == []
+    assert staged(service.registry) == []
 
 
 # -- staging left by dead processes -------------------------------------------------------------
 
 
-def test_staging_of_dead_processes_is_cleaned_while_live_ones_stay(registry: ServeService) -> None:
+def test_staging_of_dead_processes_is_cleaned_while_live_ones_stay(registry: ModelRegistry) -> None:
     # Given staging folders of: a dead process here, this live process, another host (recent and
     # two days old), an old-style name (recent and two days old)
     dead = subprocess.Popen(["true"])
@@ -568,13 +561,13 @@ def test_staging_of_dead_processes_is_cleaned_while_live_ones_stay(registry: Ser
     assert names["live"] in staged(registry)
 
 
-def test_cleaning_a_missing_staging_folder_does_nothing(registry: ServeService) -> None:
+def test_cleaning_a_missing_staging_folder_does_nothing(registry: ModelRegistry) -> None:
     # Given a fresh artifact root, When staging is cleaned, Then nothing fails or is made
     assert registry.clean_staging() == []
     assert not (registry.artifact_root / ".staging").exists()
 
 
-def test_the_staging_folder_of_a_killed_process_is_cleaned(registry: ServeService) -> None:
+def test_the_staging_folder_of_a_killed_process_is_cleaned(registry: ModelRegistry) -> None:
     # Given a process that made a staging folder the way a registration does, then was killed
     child = subprocess.Popen(
         [
@@ -607,7 +600,7 @@ def test_the_staging_folder_of_a_killed_process_is_cleaned(registry: ServeServic
 
 
 @pytest.mark.parametrize("source", ["~nosuchuser-modelserve/model", "models/\x00/1"])
-def test_a_source_that_cannot_name_a_folder_is_a_400(registry: ServeService, source: str) -> None:
+def test_a_source_that_cannot_name_a_folder_is_a_400(registry: ModelRegistry, source: str) -> None:
     # Given a source naming an unknown user's home, or carrying a NUL byte
     # When it is registered
     with pytest.raises(InvalidInput) as raised:

@@ -367,8 +367,8 @@ def jp_server_config() -> dict[str, Any]:
 @pytest.fixture
 def stalled(service: ServeService, half_plus_two: Path) -> Iterator[ServeService]:
     """simple 1 AVAILABLE, then its model server SIGSTOPped: `other` 1 can never load."""
-    service.register_saved_model(half_plus_two, "simple")
-    service.register_saved_model(half_plus_two, "other")
+    service.registry.register_saved_model(half_plus_two, "simple")
+    service.registry.register_saved_model(half_plus_two, "other")
     service.create("simple", 1)
     view = service.wait("simple", 1, 120)
     assert view.state.value == "AVAILABLE", view
@@ -445,7 +445,7 @@ async def test_wait_on_a_serve_that_fails_is_a_422_with_the_reason(
     api: Any, service: ServeService, half_plus_two: Path, tmp_path: Path
 ) -> None:
     # Given a registered version whose variables are gone, so the model server cannot load it
-    version = service.register_saved_model(half_plus_two, "broken")
+    version = service.registry.register_saved_model(half_plus_two, "broken")
     shutil.rmtree(Path(version.source) / "variables")
     tally.fault()
     # When it is served with ?wait

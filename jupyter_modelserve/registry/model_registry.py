@@ -1,7 +1,9 @@
-"""Registry rules: what may be registered, where artifacts go, and when they may be deleted.
+"""ModelRegistry: the registry's rules, the one door to registered models and their versions.
 
-`ServeService` inherits these, so front doors keep calling one service; they live apart from
-the serve rules to keep each module readable in one sitting.
+What may be registered and how it is copied (never through a link out of its folder, within a
+size and time bound), where artifacts go, when a model or version may be deleted, and every
+read and change of the registry that a front door makes. `ServeService` holds one as
+`service.registry`; front doors never reach the store behind it.
 """
 
 from __future__ import annotations
@@ -14,15 +16,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import Conflict, InvalidInput, NotFound, ServerFault
-from .locks import KeyedLocks
-from .registry import artifacts, safe_copy
-from .registry.store import RegistryStore
-from .schemas import REMOTE_SCHEMES, ModelVersionView, RegisteredModelView
+from ..errors import Conflict, InvalidInput, NotFound, ServerFault
+from ..locks import KeyedLocks
+from ..schemas import REMOTE_SCHEMES, ModelVersionView, RegisteredModelView
+from . import artifacts, safe_copy
+from .store import RegistryStore
 
 DEMO_MODEL = "simple"
 DEFAULT_MAX_ARTIFACT_BYTES = 4 * 1024**3  # c.ModelServeApp.max_artifact_bytes's default
@@ -32,22 +34,82 @@ _DEFAULT_NAME_MAX = 255
 log = logging.getLogger(__name__)
 
 
-class RegistryRules:
-    store: RegistryStore
-    artifact_root: Path
-    # ServeService sets this from c.ModelServeApp.max_artifact_bytes; the class value is the
-    # setting's default, for a service built without settings.
-    max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES
-    # One registration's copy gives up after this long: no read is unbounded, and a staging
-    # folder older than artifacts.STALE_STAGING_SECONDS is then surely a dead process's.
-    artifact_copy_seconds: float = 1800.0
+class ModelRegistry:
+    def __init__(
+        self,
+        store: RegistryStore,
+        artifact_root: str | Path,
+        lock_timeout: float = 90.0,
+        max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
+        artifact_copy_seconds: float = 1800.0,
+    ) -> None:
+        self.store = store
+        self.artifact_root = Path(artifact_root)
+        self.max_artifact_bytes = max_artifact_bytes
+        # One registration's copy gives up after this long: no read is unbounded, and a
+        # staging folder older than artifacts.STALE_STAGING_SECONDS is then surely a dead
+        # process's.
+        self.artifact_copy_seconds = artifact_copy_seconds
+        # One registration or delete per registered model at a time in this process, so a
+        # delete never removes the folder a registration is placing.
+        self._model_locks: KeyedLocks[str] = KeyedLocks(
+            lock_timeout, lambda name: f"registered model {name!r}"
+        )
 
-    # One registration or delete per registered model at a time in this process, so a delete
-    # never removes the folder a registration is placing (ServeService makes it).
-    _model_locks: KeyedLocks[str]
+    # -- reads and plain changes ---------------------------------------------------------------
 
-    def _serialized(self, name: str, version: int) -> AbstractContextManager[None]:
-        raise NotImplementedError  # ServeService's per-(name, version) lock
+    def list_registered_models(
+        self, limit: int | None = None, offset: int = 0
+    ) -> list[RegisteredModelView]:
+        return self.store.list_registered_models(limit=limit, offset=offset)
+
+    def get_registered_model(self, name: str) -> RegisteredModelView:
+        return self.store.get_registered_model(name)
+
+    def update_registered_model(
+        self,
+        name: str,
+        new_name: str | None = None,
+        description: str | None = None,
+        *,
+        description_given: bool = False,
+    ) -> RegisteredModelView:
+        """Change a model's description; a rename is refused (Submarine's PATCH sends `name`)."""
+        if new_name is not None and new_name != name:
+            raise InvalidInput(
+                "name: renaming a registered model is not supported; register it under the "
+                "new name instead"
+            )
+        if not description_given:  # nothing else can change
+            return self.store.get_registered_model(name)
+        return self.store.update_registered_model(name, description)
+
+    def add_registered_model_tag(self, name: str, tag: str) -> None:
+        self.store.add_registered_model_tag(name, tag)
+
+    def delete_registered_model_tag(self, name: str, tag: str) -> None:
+        self.store.delete_registered_model_tag(name, tag)
+
+    def list_model_versions(
+        self, name: str, limit: int | None = None, offset: int = 0
+    ) -> list[ModelVersionView]:
+        return self.store.list_model_versions(name, limit=limit, offset=offset)
+
+    def get_model_version(self, name: str, version: int) -> ModelVersionView:
+        return self.store.get_model_version(name, version)
+
+    def update_model_version(
+        self, name: str, version: int, changes: dict[str, str | None]
+    ) -> ModelVersionView:
+        return self.store.update_model_version(name, version, changes)
+
+    def add_model_version_tag(self, name: str, version: int, tag: str) -> None:
+        self.store.add_model_version_tag(name, version, tag)
+
+    def delete_model_version_tag(self, name: str, version: int, tag: str) -> None:
+        self.store.delete_model_version_tag(name, version, tag)
+
+    # -- registering -----------------------------------------------------------------------------
 
     def register_saved_model(
         self,
@@ -144,7 +206,7 @@ class RegistryRules:
                 self._remove_artifact(version.source)
 
     def delete_model_version(self, name: str, version: int) -> None:
-        with self._model_locks.hold(name), self._serialized(name, version):
+        with self._model_locks.hold(name):
             removed = self.store.delete_model_version(name, version)
             self._remove_artifact(removed.source)
 
