@@ -18,7 +18,6 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from .config import load_settings
 from .errors import BackendUnavailable, InvalidInput, ModelServeError
 from .schemas import (
     ModelVersionView,
@@ -31,6 +30,7 @@ from .schemas import (
     validate_version,
 )
 from .service import ServeService
+from .settings import load_settings
 
 DEFAULT_TIMEOUT = 300.0  # as long as the service's load deadline: waiting less loses serves
 _service: ServeService | None = None

@@ -12,12 +12,12 @@ from traitlets import Bool
 
 from ._version import __version__
 from .cli import RegisterApp, StopServerApp
-from .config import ModelServeSettings
 from .handlers import ROUTES
 from .reconciler import TICK_SECONDS
 from .registry.database import redacted
 from .registry.model_registry import DEMO_MODEL
 from .service import ServeService
+from .settings import ModelServeSettings
 
 DEFAULT_PORT = 32080  # the port of Submarine's examples
 REQUEST_THREADS = 8

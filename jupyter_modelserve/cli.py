@@ -8,9 +8,9 @@ from jupyter_core.application import JupyterApp
 from traitlets import Unicode
 
 from ._version import __version__
-from .config import load_settings
 from .errors import ModelServeError
 from .schemas import validate_description, validate_model_name, validate_source
+from .settings import load_settings
 
 
 class RegisterApp(JupyterApp):

@@ -14,10 +14,39 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from .backends.base import Observation, Observed
+from .errors import ServeFailed
 from .registry.store import ServeRecord
 from .schemas import ServeState, ServeView
 
 IN_PROGRESS = (ServeState.PENDING, ServeState.LOADING)
+SETTLED = (ServeState.AVAILABLE, ServeState.FAILED)
+
+
+def in_progress(state: ServeState) -> bool:
+    """Still on its way to AVAILABLE or FAILED: what panels poll for and waits wait out."""
+    return state in IN_PROGRESS
+
+
+def settled(view: ServeView) -> bool:
+    """AVAILABLE or FAILED: nothing more will happen without a request."""
+    return view.state in SETTLED
+
+
+def failure(view: ServeView) -> ServeFailed:
+    """The error a wait ends with when the serve it waited for FAILED."""
+    return ServeFailed(
+        f"model {view.model_name!r} version {view.model_version} FAILED: {view.reason}"
+    )
+
+
+def not_ready(view: ServeView, waited: float) -> str:
+    """What a wait that ran out says about a serve that is still on its way."""
+    return (
+        f"model {view.model_name!r} version {view.model_version} is still {view.state.value} "
+        f"after {waited:.0f} s ({view.reason or 'no detail'})"
+    )
+
+
 _OBSERVED_TO_STATE = {
     Observed.STARTING: ServeState.PENDING,
     Observed.LOADING: ServeState.LOADING,

@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import NoReturn
 
 from .backends.base import Backend, Observation, Observed, ServeSpec
-from .errors import BackendUnavailable, InvalidInput, ModelServeError, NotFound, ServeFailed
+from .errors import BackendUnavailable, InvalidInput, ModelServeError, NotFound
 from .locks import KeyedLocks
 from .reconciler import Reconciler
 from .registry.model_registry import DEFAULT_MAX_ARTIFACT_BYTES, ModelRegistry
 from .registry.store import RegistryStore, ServeRecord
 from .schemas import SUPPORTED_MODEL_TYPES, ServeState, ServeView
-from .servestate import fold, view_of
+from .servestate import failure, fold, settled, view_of
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,23 @@ class ServeService:
 
     # -- serves ------------------------------------------------------------------------------
 
-    def create(self, name: str, version: int) -> ServeView:
-        """Serve (name, version); idempotent: a live serve is returned as it is."""
+    def create(
+        self,
+        name: str,
+        version: int,
+        wait: float = 0.0,
+        on_progress: Callable[[ServeView], None] | None = None,
+    ) -> ServeView:
+        """Serve (name, version); idempotent: a live serve is returned as it is.
+
+        With `wait`, block until it is AVAILABLE (returned), FAILED (ServeFailed) or `wait`
+        seconds passed (the current view; `servestate.not_ready` says so). `on_progress` sees
+        every view on the way (the magic's progress bar).
+        """
+        view = self._create(name, version)
+        return self.wait(name, version, wait, on_progress) if wait else view
+
+    def _create(self, name: str, version: int) -> ServeView:
         with self._serialized(name, version):
             model_version = self.store.get_model_version(name, version)
             if model_version.model_type not in SUPPORTED_MODEL_TYPES:
@@ -191,13 +206,13 @@ class ServeService:
         deadline = time.monotonic() + timeout
         view = self.get(name, version)
         for _ in backoff(deadline):
-            if view.state is ServeState.AVAILABLE:
-                return view
-            if view.state is ServeState.FAILED:
-                raise ServeFailed(f"model {name!r} version {version} FAILED: {view.reason}")
+            if settled(view):
+                break
             if on_progress is not None:
                 on_progress(view)
             view = self.get(name, version)
+        if view.state is ServeState.FAILED:
+            raise failure(view)
         return view
 
     # -- reconciling (the reconciler lease holder only) ----------------------------------------

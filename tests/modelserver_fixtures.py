@@ -19,10 +19,10 @@ from typing import Any
 import requests
 import tornado.netutil
 
-from jupyter_modelserve.modelserver.config import ModelConfig, VersionPolicy
 from jupyter_modelserve.modelserver.guard import RequestPolicy
 from jupyter_modelserve.modelserver.http import make_server
 from jupyter_modelserve.modelserver.manager import ModelManager
+from jupyter_modelserve.tfserving.model_config import ModelConfig, VersionPolicy
 
 from . import tf_models
 

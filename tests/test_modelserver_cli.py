@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from jupyter_modelserve.modelserver.config import render_model_config_list
 from jupyter_modelserve.modelserver.flags import FlagError, parse_flags, request_policy
+from jupyter_modelserve.tfserving.model_config import render_model_config_list
 
 from .modelserver_fixtures import PORT_LINE, TIMEOUT, ServerProcess, config, state_of, wait_for
 from .tf_models import build_half_plus_two

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from jupyter_modelserve.modelserver.config import ModelConfig, VersionPolicy
 from jupyter_modelserve.modelserver.manager import ModelManager, default_loader
 from jupyter_modelserve.modelserver.servable import Servable
+from jupyter_modelserve.tfserving.model_config import ModelConfig, VersionPolicy
 
 from .modelserver_fixtures import TIMEOUT, config, serve, state_of, status_of, wait_for, wait_idle
 from .tf_models import build_half_plus_two

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from traitlets.config import Config
 
-from jupyter_modelserve.config import ModelServeSettings
 from jupyter_modelserve.schemas import ServeState
 from jupyter_modelserve.service import ServeService
+from jupyter_modelserve.settings import ModelServeSettings
 from jupyter_modelserve.widgets import NOT_SERVED, ServePanel
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from traitlets.config import Config
 
-from jupyter_modelserve.config import load_settings
+from jupyter_modelserve.settings import load_settings
 
 
 def test_settings_come_from_the_servers_config_files(

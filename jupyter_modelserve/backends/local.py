@@ -29,8 +29,8 @@ from traitlets import Bool, Float, Int, List, Unicode, observe
 from traitlets.config import LoggingConfigurable
 
 from ..errors import BackendUnavailable, Conflict, InvalidInput
-from ..modelserver.config import ModelConfig, VersionPolicy, parse_model_config_list
-from ..modelserver.config import render_model_config_list as render_config
+from ..tfserving.model_config import ModelConfig, VersionPolicy, parse_model_config_list
+from ..tfserving.model_config import render_model_config_list as render_config
 from .base import Key, Observation, Observed, ServeSpec
 from .process import HOST, free_port, is_our_server, port_in_use, terminate, wait_until_free
 

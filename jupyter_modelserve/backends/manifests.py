@@ -15,8 +15,8 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from ..errors import InvalidInput
-from ..modelserver.config import ModelConfig, VersionPolicy, render_model_config_list
 from ..schemas import REMOTE_SCHEMES
+from ..tfserving.model_config import ModelConfig, VersionPolicy, render_model_config_list
 from .base import ServeSpec
 
 MANAGED_BY = "jupyter-modelserve"

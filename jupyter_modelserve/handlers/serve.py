@@ -5,9 +5,10 @@ from __future__ import annotations
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..errors import InvalidInput, ServeFailed
+from ..errors import InvalidInput
 from ..schemas import ServeRequest, ServeState, ServeView, parse_request, validate_model_name
 from ..schemas import validate_version as _validate_version
+from ..servestate import failure, settled
 from .base import ModelServeHandler
 
 SERVE_BODY = "modelName and modelVersion"
@@ -51,16 +52,13 @@ class ServeHandler(ModelServeHandler):
         )
 
     async def _wait(self, view: ServeView, timeout: float) -> ServeView:
-        """Until AVAILABLE (returned), FAILED (ServeFailed) or `timeout` (the current view)."""
+        """Until AVAILABLE (returned), FAILED (ServeFailed) or `timeout` (the current view):
+        ServeService.wait's rule, polled on the loop instead of in a parked thread."""
         name, version = view.model_name, view.model_version
-        if view.state not in (ServeState.AVAILABLE, ServeState.FAILED):
-            view = await self.poll(
-                lambda: self.service.get(name, version),
-                lambda v: v.state in (ServeState.AVAILABLE, ServeState.FAILED),
-                timeout,
-            )
+        if not settled(view):
+            view = await self.poll(lambda: self.service.get(name, version), settled, timeout)
         if view.state is ServeState.FAILED:
-            raise ServeFailed(f"model {name!r} version {version} FAILED: {view.reason}")
+            raise failure(view)
         return view
 
     def _wait_seconds(self) -> float:

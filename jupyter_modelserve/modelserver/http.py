@@ -10,11 +10,11 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 import tornado.httpserver
 import tornado.web
 
-from .api import Api
 from .errors import ServingError
 from .guard import RequestPolicy, content_length
 from .logs import log
 from .manager import ModelManager
+from .routes import Api
 
 # The HTTP server's own body limit sits this far above the policy's, so that the handler, which
 # answers in TF Serving's error form, is what clients meet; Tornado's bare 400 and closed

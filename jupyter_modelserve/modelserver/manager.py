@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .config import ModelConfig
+from ..tfserving.model_config import ModelConfig
 from .errors import ServingError, invalid, not_found
 from .logs import log, servable_id
 from .versions import Fingerprint, discover, fingerprint

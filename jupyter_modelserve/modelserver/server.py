@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import tornado.netutil
 
-from .config import ModelConfig, parse_model_config_list
+from ..tfserving.model_config import ModelConfig, parse_model_config_list
 from .flags import USAGE, FlagError, Flags, parse_flags, request_policy
 from .http import make_server
 from .logs import log, setup_logging

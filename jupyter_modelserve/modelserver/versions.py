@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .config import ModelConfig
+from ..tfserving.model_config import ModelConfig
 
 Fingerprint = tuple[int, ...]
 

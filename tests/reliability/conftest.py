@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from jupyter_modelserve.modelserver.config import parse_model_config_list
+from jupyter_modelserve.tfserving.model_config import parse_model_config_list
 
 from ..servers import TOKEN, JupyterProcess
 from . import tally
@@ -316,7 +316,7 @@ def pinger_for() -> Iterator[Callable[[Jupyter], Pinger]]:
 
 # A process of its own that reads the Jupyter server's config files, as a kernel or the CLI does.
 _RECONCILE = """
-from jupyter_modelserve.config import load_settings
+from jupyter_modelserve.settings import load_settings
 service = load_settings().build_service()
 try:
     service.reconcile()

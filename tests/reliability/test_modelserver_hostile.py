@@ -25,7 +25,6 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jupyter_modelserve.modelserver.api import Api
 from jupyter_modelserve.modelserver.guard import (
     DEFAULT_MAX_BODY_BYTES,
     LOOPBACK_HOSTS,
@@ -33,6 +32,7 @@ from jupyter_modelserve.modelserver.guard import (
     host_name,
 )
 from jupyter_modelserve.modelserver.manager import ModelManager
+from jupyter_modelserve.modelserver.routes import Api
 
 from ..modelserver_fixtures import (
     ServerProcess,

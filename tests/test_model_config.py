@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jupyter_modelserve.modelserver.config import (
+from jupyter_modelserve.tfserving.model_config import (
     ModelConfig,
     VersionPolicy,
     parse_model_config_list,
