@@ -85,7 +85,7 @@ class ModelServeApp(ModelServeSettings, ExtensionApp):
         self.settings["modelserve_copy_threads"] = self.copy_threads
         self.log.info(
             "jupyter_modelserve: registry %s, backend %s, artifacts in %s",
-            redacted(self.resolved_db_url()),
+            redacted(self.db_url),
             self.service.backend.name,
             self.service.registry.artifact_root,
         )

@@ -6,44 +6,77 @@ Jupyter config files through `load_settings`, so all of them talk to one registr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jupyter_core.paths import jupyter_config_path, jupyter_data_dir
-from traitlets import Float, Int, Unicode
+from traitlets import Float, Int, Type, Undefined, Unicode
 from traitlets.config import Config, LoggingConfigurable
 from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
-from traitlets.utils.importstring import import_item
 
 if TYPE_CHECKING:
     from .backends.base import Backend
     from .service import ServeService
 
+# Short names for the backends that ship with the package.
 BACKENDS = {
     "local": "jupyter_modelserve.backends.local.LocalBackend",
     "kubernetes": "jupyter_modelserve.backends.kubernetes.KubernetesBackend",
 }
+
+
+def modelserve_dir() -> Path:
+    """Where the registry, artifacts and the local model server live by default."""
+    return Path(jupyter_data_dir()) / "modelserve"
+
+
+class ComputedUnicode(Unicode):
+    """A string setting whose default is computed when it is read, so it follows
+    JUPYTER_DATA_DIR as Jupyter's own paths do, and that `--help-all` shows as it will be."""
+
+    def __init__(self, compute: Callable[[], str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.default_value = Undefined  # type: ignore[assignment]  # read: compute()
+        self._compute = compute
+
+    def make_dynamic_default(self) -> str:
+        return self._compute()
+
+    def default_value_repr(self) -> str:
+        return repr(self._compute())
+
+
+class BackendClass(Type):
+    """A Backend class, given as a class, its dotted path, or a short name from BACKENDS."""
+
+    def validate(self, obj: Any, value: Any) -> Any:
+        if isinstance(value, str):
+            value = BACKENDS.get(value, value)
+        return super().validate(obj, value)
+
+
 # The files a Jupyter server reads its own settings from, lowest precedence first.
 CONFIG_FILE_NAMES = ("jupyter_config", "jupyter_server_config")
 
 
 class ModelServeSettings(LoggingConfigurable):
-    db_url = Unicode(
-        "",
+    db_url = ComputedUnicode(
+        lambda: f"sqlite:///{modelserve_dir() / 'registry.db'}",
         config=True,
-        help="SQLAlchemy URL of the model registry. Default: a SQLite file under "
-        "<jupyter data dir>/modelserve/.",
+        help="SQLAlchemy URL of the model registry (a SQLite file under the Jupyter data folder "
+        "unless set).",
     )
-    artifact_root = Unicode(
-        "",
+    artifact_root = ComputedUnicode(
+        lambda: str(modelserve_dir() / "artifacts"),
         config=True,
-        help="Folder where registered models are copied, as <name>/<version>/. "
-        "Default: <jupyter data dir>/modelserve/artifacts.",
+        help="Folder where registered models are copied, as <name>/<version>/.",
     )
-    backend = Unicode(
-        "local",
+    backend = BackendClass(
+        default_value=BACKENDS["local"],
+        klass="traitlets.config.LoggingConfigurable",
         config=True,
-        help="Where serves run: 'local', 'kubernetes', or the dotted path of a Backend class.",
+        help="Where serves run: 'local', 'kubernetes', or a Backend class (or its dotted path).",
     )
     load_timeout = Float(
         300.0,
@@ -62,6 +95,12 @@ class ModelServeSettings(LoggingConfigurable):
         help="Deadline in seconds for one status read of the backend, for a single serve or a "
         "whole list: a model server or cluster that does not answer within it is reported as "
         "not answering instead of holding the request.",
+    )
+    proxy_timeout = Float(
+        120.0,
+        config=True,
+        help="Seconds a predict through the proxy (/modelserve/v1/models/...) may take before "
+        "it answers 503.",
     )
     max_artifact_bytes = Int(
         4 * 1024**3,
@@ -87,20 +126,12 @@ class ModelServeSettings(LoggingConfigurable):
         help="Seconds between reconciliations of serves with the backend (0 disables).",
     )
 
-    @property
-    def modelserve_dir(self) -> Path:
-        return Path(jupyter_data_dir()) / "modelserve"
-
-    def resolved_db_url(self) -> str:
-        return self.db_url or f"sqlite:///{self.modelserve_dir / 'registry.db'}"
-
     def resolved_artifact_root(self) -> Path:
-        return Path(self.artifact_root or self.modelserve_dir / "artifacts").expanduser().resolve()
+        return Path(self.artifact_root).expanduser().resolve()
 
     def build_backend(self) -> Backend:
-        backend_class = import_item(BACKENDS.get(self.backend, self.backend))
-        backend: Backend = backend_class(
-            data_dir=self.modelserve_dir, artifact_root=self.resolved_artifact_root(), parent=self
+        backend: Backend = self.backend(
+            data_dir=modelserve_dir(), artifact_root=self.resolved_artifact_root(), parent=self
         )
         return backend
 
@@ -109,7 +140,7 @@ class ModelServeSettings(LoggingConfigurable):
         from .service import ServeService
 
         return ServeService(
-            store=RegistryStore(self.resolved_db_url()),
+            store=RegistryStore(self.db_url),
             backend=self.build_backend(),
             artifact_root=self.resolved_artifact_root(),
             load_timeout=self.load_timeout,

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from traitlets import Dict, Int, Unicode
+from traitlets import Dict, Float, Int, Unicode
 from traitlets.config import LoggingConfigurable
 
 from ..errors import BackendUnavailable, Conflict, InvalidInput
@@ -23,8 +23,7 @@ from .base import Key, Observation, Observed, ServeSpec
 from .kubestatus import observe
 
 T = TypeVar("T")
-# (connect, read) seconds per API call: a cluster that does not answer is an error, not a hang.
-REQUEST_TIMEOUT = (3, 15)
+CONNECT_TIMEOUT = 3.0  # seconds to open a connection to the API server
 CONTAINER = "tensorflow-serving"
 KINDS = ("ConfigMap", "Deployment", "Service", "Ingress")
 
@@ -69,6 +68,12 @@ class KubernetesBackend(LoggingConfigurable):
         config=True,
         help="Value of the modelserve/instance label; give each Jupyter server sharing a "
         "namespace its own, so one never removes the other's serves as orphans.",
+    )
+    request_timeout = Float(
+        15.0,
+        config=True,
+        help="Seconds one Kubernetes API call may take: a cluster that does not answer is an "
+        "error (503), not a hang.",
     )
     progress_deadline_seconds = Int(
         600, config=True, help="Deployment progressDeadlineSeconds: then the serve is FAILED."
@@ -213,7 +218,7 @@ class KubernetesBackend(LoggingConfigurable):
                     self.namespace,
                     container=CONTAINER,
                     tail_lines=tail,
-                    _request_timeout=REQUEST_TIMEOUT,
+                    _request_timeout=self._timeout,
                 )
             except Exception as exc:  # a pod still pulling its image has no log yet: say so
                 lines.append(f"[{pod_name}] no log: {_reason(exc)}")
@@ -226,6 +231,18 @@ class KubernetesBackend(LoggingConfigurable):
             self._client.close()
 
     # -- API access --------------------------------------------------------------------------
+
+    @property
+    def _timeout(self) -> tuple[float, float]:
+        """(connect, read) seconds for one API call."""
+        return (CONNECT_TIMEOUT, self.request_timeout)
+
+    @property
+    def _raw(self) -> dict[str, Any]:
+        # Writes do not deserialise the answer: we never use it, and API servers of other versions
+        # answer some of them in shapes this client's models reject (1.20's Status for a deleted
+        # Service, say).
+        return {"_request_timeout": self._timeout, "_preload_content": False}
 
     def _api_client(self) -> Any:
         with self._client_lock:
@@ -254,7 +271,7 @@ class KubernetesBackend(LoggingConfigurable):
             lambda: self._core().list_namespaced_pod(
                 self.namespace,
                 label_selector=manifests.serve_selector(spec, self.settings),
-                _request_timeout=REQUEST_TIMEOUT,
+                _request_timeout=self._timeout,
             ),
         )
         return list(listed.items)
@@ -278,33 +295,34 @@ class KubernetesBackend(LoggingConfigurable):
             reader,
             name,
             self.namespace,
-            _request_timeout=REQUEST_TIMEOUT,
+            _request_timeout=self._timeout,
             allow=(404,),
         )
 
     def _list(
-        self, kind: str, selector: str, timeout: tuple[float, float] = REQUEST_TIMEOUT
+        self, kind: str, selector: str, timeout: tuple[float, float] | None = None
     ) -> list[Any]:
         api, suffix = self._kind_api(kind)
         lister = getattr(api, f"list_namespaced_{suffix}")
-        return list(lister(self.namespace, label_selector=selector, _request_timeout=timeout).items)
+        limit = timeout or self._timeout
+        return list(lister(self.namespace, label_selector=selector, _request_timeout=limit).items)
 
     def _create(self, obj: dict[str, Any]) -> Any:
         api, suffix = self._kind_api(obj["kind"])
         creator = getattr(api, f"create_namespaced_{suffix}")
-        return _drained(creator(self.namespace, obj, **_RAW))
+        return _drained(creator(self.namespace, obj, **self._raw))
 
     def _patch(self, obj: dict[str, Any]) -> Any:
         api, suffix = self._kind_api(obj["kind"])
         patcher = getattr(api, f"patch_namespaced_{suffix}")
-        return _drained(patcher(obj["metadata"]["name"], self.namespace, obj, **_RAW))
+        return _drained(patcher(obj["metadata"]["name"], self.namespace, obj, **self._raw))
 
     def _delete(self, kind: str, name: str) -> Any:
         api, suffix = self._kind_api(kind)
         deleter = getattr(api, f"delete_namespaced_{suffix}")
         # Foreground: the Deployment stays until its ReplicaSets and Pods are gone, so "absent"
         # means really nothing left.
-        return _drained(deleter(name, self.namespace, propagation_policy="Foreground", **_RAW))
+        return _drained(deleter(name, self.namespace, propagation_policy="Foreground", **self._raw))
 
     def _refuse_foreign(self, existing: Any, desired: dict[str, Any], spec: ServeSpec) -> None:
         if existing is None:
@@ -355,12 +373,6 @@ class KubernetesBackend(LoggingConfigurable):
             raise BackendUnavailable(
                 f"cannot reach the Kubernetes API server at {host} to {what}: {exc}"
             ) from None
-
-
-# Writes do not deserialise the answer: we never use it, and API servers of other versions
-# answer some of them in shapes this client's models reject (1.20's Status for a deleted
-# Service, say).
-_RAW: dict[str, Any] = {"_request_timeout": REQUEST_TIMEOUT, "_preload_content": False}
 
 
 def _drained(response: Any) -> Any:

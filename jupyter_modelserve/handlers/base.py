@@ -13,7 +13,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from anyio import CapacityLimiter, to_thread
 from jupyter_server.base.handlers import APIHandler
@@ -31,6 +31,7 @@ from ..schemas import (
     validate_version,
 )
 from ..service import ServeService
+from ..settings import ModelServeSettings
 from .body import BodyBuffer, parse_json_body
 
 T = TypeVar("T")
@@ -109,6 +110,11 @@ class ModelServeHandler(ExtensionHandlerMixin, APIHandler):
     # rather than read the rest, and the client must be told so, or it would reuse the
     # connection for its next request and see it reset.
     _closes_connection = False
+
+    @property
+    def modelserve_settings(self) -> ModelServeSettings:
+        """The extension's settings (c.ModelServeApp.*), typed."""
+        return cast(ModelServeSettings, self.extensionapp)
 
     @property
     def registry(self) -> ModelRegistry:

@@ -18,8 +18,6 @@ from ..errors import BackendUnavailable
 from .base import ModelServeHandler
 from .serve import _name, _version
 
-PROXY_TIMEOUT = 120.0
-
 
 class ModelProxyHandler(ModelServeHandler):
     # Predict bodies carry tensors: a cap of their own.
@@ -46,7 +44,7 @@ class ModelProxyHandler(ModelServeHandler):
                 body=self.body if self.request.method == "POST" else None,
                 headers={"Content-Type": "application/json"},
                 raise_error=False,
-                request_timeout=PROXY_TIMEOUT,
+                request_timeout=self.modelserve_settings.proxy_timeout,
             )
         except (OSError, HTTPClientError) as error:
             # Refused, reset, or closed mid-answer (a server killed while answering):
