@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from .display import state_badge
 from .errors import BackendUnavailable, InvalidInput, ModelServeError
 from .schemas import (
     ModelVersionView,
@@ -29,6 +30,7 @@ from .schemas import (
     validate_tags,
     validate_version,
 )
+from .servestate import not_ready
 from .service import ServeService
 from .settings import load_settings
 
@@ -63,10 +65,12 @@ def register(
 
 
 def serve(name: str, version: int, wait: bool = True, timeout: float = DEFAULT_TIMEOUT) -> Serve:
-    """Serve a registered version; with `wait`, return once it is AVAILABLE (FAILED raises)."""
+    """Serve a registered version; with `wait`, return once it is AVAILABLE (FAILED raises
+    ServeFailed, a wait that runs out BackendUnavailable)."""
     name, version = validate_model_name(name), validate_version(version)
-    served = Serve(service().create(name, version))
-    return served.wait(timeout) if wait else served
+    if not wait:
+        return Serve(service().create(name, version))
+    return Serve(_available(service().create(name, version, wait=timeout), timeout))
 
 
 def get(name: str, version: int) -> Serve:
@@ -85,7 +89,7 @@ class Serve:
 
     name = property(lambda self: self._view.model_name)
     version = property(lambda self: self._view.model_version)
-    state = property(lambda self: self._view.state.value)
+    state = property(lambda self: self._view.state.value)  # its name: notebooks print it
     reason = property(lambda self: self._view.reason)
     url = property(lambda self: self._view.url)
     backend = property(lambda self: self._view.backend)
@@ -96,12 +100,7 @@ class Serve:
 
     def wait(self, timeout: float = DEFAULT_TIMEOUT) -> Serve:
         """Wait until AVAILABLE; FAILED raises ServeFailed with the reason."""
-        self._view = service().wait(self.name, self.version, timeout)
-        if self._view.state is not ServeState.AVAILABLE:
-            raise BackendUnavailable(
-                f"model {self.name!r} version {self.version} is still {self.state} after "
-                f"{timeout:.0f} s ({self.reason or 'no detail'}); wait longer or check logs()"
-            )
+        self._view = _available(service().wait(self.name, self.version, timeout), timeout)
         return self
 
     def predict(self, instances: Any, signature_name: str | None = None) -> Any:
@@ -142,14 +141,9 @@ class Serve:
         return f"Serve({self.name!r}, {self.version}, state={self.state}{reason}, url={self.url!r})"
 
     def _repr_html_(self) -> str:
-        colour = STATE_COLOURS.get(self.state, "#6c757d")
-        badge = (
-            f'<span style="background:{colour};color:#fff;border-radius:4px;padding:1px 6px">'
-            f"{html.escape(self.state)}</span>"
-        )
         rows = [
             ("model", f"{html.escape(self.name)} version {self.version}"),
-            ("state", badge),
+            ("state", state_badge(self._view.state)),
             ("url", f"<code>{html.escape(self.url or '')}</code>"),
             ("curl", f"<code style='user-select:all'>{html.escape(self.curl())}</code>"),
         ]
@@ -162,13 +156,12 @@ class Serve:
         return f"<table class='modelserve-serve'>{cells}</table>"
 
 
-STATE_COLOURS = {
-    "PENDING": "#6c757d",
-    "LOADING": "#0d6efd",
-    "AVAILABLE": "#198754",
-    "FAILED": "#dc3545",
-    "DELETING": "#fd7e14",
-}
+def _available(view: ServeView, waited: float) -> ServeView:
+    """The view of a finished wait when AVAILABLE; a wait that ran out raises, saying so."""
+    if view.state is not ServeState.AVAILABLE:
+        # The serve goes on: `Serve.wait()` again, or `%serve status`, keeps watching it.
+        raise BackendUnavailable(not_ready(view, waited))
+    return view
 
 
 def _jsonable(instances: Any) -> Any:

@@ -17,18 +17,16 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .display import NOT_SERVED, state_badge, state_label
 from .errors import ModelServeError
 from .schemas import ServeState, ServeView
+from .servestate import in_progress
 
 if TYPE_CHECKING:
     from .service import ServeService
 
 log = logging.getLogger(__name__)
 
-NOT_SERVED = "not served"
-_IN_PROGRESS = (ServeState.PENDING, ServeState.LOADING)
-# Serve is offered for a version that is not served, and again for a FAILED one (a retry).
-_SERVE_BLOCKED = (*_IN_PROGRESS, ServeState.AVAILABLE, ServeState.DELETING)
 _WIDTHS = ("140px", "60px", "110px", "70px", "70px", "360px", "60px", "110px")
 _HEADERS = ("model", "version", "state", "", "", "url", "", "")
 
@@ -40,7 +38,7 @@ class PanelRow:
         import ipywidgets as widgets
 
         self.name, self.version = name, version
-        self.state = NOT_SERVED
+        self.state = NOT_SERVED  # the word its badge shows
         self.busy = False  # a Serve/Stop call of this row is running in a worker thread
         self._url = ""
         self._serve_state: ServeState | None = None
@@ -71,23 +69,17 @@ class PanelRow:
 
     def show(self, view: ServeView | None) -> None:
         """Show a serve (None: not served) as the service last reported it."""
-        from .api import STATE_COLOURS
-
-        self.state = view.state.value if view is not None else NOT_SERVED
-        colour = STATE_COLOURS.get(self.state, "#adb5bd")
-        self.badge.value = (
-            f'<span style="background:{colour};color:#fff;border-radius:4px;padding:1px 6px">'
-            f"{html.escape(self.state)}</span>"
-        )
+        serve_state = view.state if view is not None else None
+        self.state = state_label(serve_state)
+        self.badge.value = state_badge(serve_state)
         self._url = (view.url or "") if view is not None else ""
         self.url.value = self._url
         self.copy.value = _copy_button(self._url) if self._url else ""
         reason = view.reason if view is not None else None
-        failed = view is not None and view.state is ServeState.FAILED
-        style = "color:#dc3545" if failed else "color:#6c757d"
+        style = "color:#dc3545" if serve_state is ServeState.FAILED else "color:#6c757d"
         self.reason.value = f'<span style="{style}">{html.escape(reason or "")}</span>'
         self.reason.layout.display = "flex" if reason else "none"
-        self._serve_state = view.state if view is not None else None
+        self._serve_state = serve_state
         self._enable()
 
     def set_busy(self, status: str) -> None:
@@ -97,7 +89,9 @@ class PanelRow:
 
     def _enable(self) -> None:
         state = self._serve_state
-        self.serve_button.disabled = self.busy or state in _SERVE_BLOCKED
+        # Serve is offered for a version that is not served, and again for a FAILED one (a
+        # retry); Stop for anything served that is not being stopped already.
+        self.serve_button.disabled = self.busy or state not in (None, ServeState.FAILED)
         self.stop_button.disabled = self.busy or state in (None, ServeState.DELETING)
 
     def _keep_url(self, change: dict[str, Any]) -> None:
@@ -176,7 +170,7 @@ class ServePanel:
                 self._update_failed = False
                 self.error_area.value = ""
             self._show(serves, keys | set(serves))
-            self._set_refreshing(any(s.state in _IN_PROGRESS for s in serves.values()))
+            self._set_refreshing(any(in_progress(s.state) for s in serves.values()))
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop refreshing, wait briefly for running clicks, and close every widget."""

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from traitlets.config import Config
 
+from jupyter_modelserve.api import Serve
 from jupyter_modelserve.schemas import ServeState
 from jupyter_modelserve.service import ServeService
 from jupyter_modelserve.settings import ModelServeSettings
@@ -116,6 +117,8 @@ def test_serve_then_stop_from_the_panel(
     # And the row shows AVAILABLE with the serve's url, which predicts
     view = local_service.get("simple", 1)
     assert row.state == "AVAILABLE" and "AVAILABLE" in row.badge.value
+    # And its badge is the very one a Serve shows in a notebook (one renderer for both)
+    assert row.badge.value in Serve(view)._repr_html_()
     assert view.url and row.url.value == view.url and view.url in row.copy.value
     assert row.serve_button.disabled and not row.stop_button.disabled
     request = urllib.request.Request(
@@ -157,10 +160,11 @@ def test_a_model_that_fails_to_load_shows_failed_with_the_reason(
         return settled and served_state(local_service, "simple", 1) is ServeState.FAILED
 
     eventually(failed_and_settled, "simple 1 FAILED and the panel settled")
-    reason = local_service.get("simple", 1).reason
-    assert reason and row.state == "FAILED" and "FAILED" in row.badge.value
+    view = local_service.get("simple", 1)
+    assert view.reason and row.state == "FAILED" and "FAILED" in row.badge.value
+    assert row.badge.value in Serve(view)._repr_html_()
     assert row.reason.layout.display != "none"
-    assert html.escape(reason) in row.reason.value
+    assert html.escape(view.reason) in row.reason.value
     assert not row.serve_button.disabled and not row.stop_button.disabled
 
 
