@@ -22,6 +22,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from . import api
 from .errors import InvalidInput, ModelServeError, ServeFailed
 from .schemas import ServeState, ServeView, validate_model_name, validate_version
+from .servestate import not_ready, settled
 
 SUBCOMMANDS = ("delete", "list", "status", "logs", "register", "predict")
 
@@ -119,25 +120,22 @@ class ServeMagics(Magics):
         return api.get(name, number).predict(instances)
 
     def _create(self, name: str, version: int, wait: bool, timeout: float) -> api.Serve:
-        served = api.serve(name, version, wait=False)
         if not wait:
-            return served
+            return api.Serve(api.service().create(name, version))
         progress = _Progress(f"{name} version {version}", timeout)
         try:
-            served = api.Serve(api.service().wait(name, version, timeout, progress.show))
-        except ServeFailed:
-            served.refresh()  # for its reason
-        finally:
-            progress.done(served.state)
-        if served.state == ServeState.FAILED.value:
-            raise ModelServeError(f"{name} version {version} FAILED: {served.reason}")
-        if served.state != ServeState.AVAILABLE.value:
+            view = api.service().create(name, version, wait=timeout, on_progress=progress.show)
+        except ServeFailed:  # its message carries the reason; the magic prints it
+            progress.done(ServeState.FAILED)
+            raise
+        except BaseException:
+            progress.done(None)
+            raise
+        progress.done(view.state)
+        if not settled(view):
             # Not an error yet: the serve goes on, so hand it back to keep watching it.
-            _fail(
-                f"{name} version {version} is still {served.state} after {timeout:.0f} s "
-                f"({served.reason or 'no detail'}); s.wait() or %serve status {name} {version}"
-            )
-        return served
+            _fail(not_ready(view, timeout))
+        return api.Serve(view)
 
     def _source(self, word: str) -> Any:
         value = self.shell.user_ns.get(word) if self.shell is not None else None
@@ -159,28 +157,34 @@ class ServeMagics(Magics):
 
 
 class _Progress:
-    """A progress bar when widgets can render (a kernel with a frontend), else one text line."""
+    """A progress bar when widgets can render (a kernel with a frontend), else one text line.
+
+    Nothing shows before the first progress report, so a create that fails at once (an unknown
+    model) prints its error line alone.
+    """
 
     def __init__(self, label: str, timeout: float) -> None:
         self.label = label
         self.started = time.monotonic()
         self.timeout = timeout
         self._bar: Any = None
-        if _widgets_render():
+        self._widgets = _widgets_render()
+        self._line_open = False  # a text progress line waits for its end
+
+    def show(self, view: ServeView) -> None:
+        state, reason = view.state.value, view.reason
+        elapsed = time.monotonic() - self.started
+        if self._widgets and self._bar is None:
             import ipywidgets as widgets
             from IPython.display import display
 
             self._bar = widgets.FloatProgress(
                 min=0.0,
-                max=timeout,
-                description=f"Serving {label}",
+                max=self.timeout,
+                description=f"Serving {self.label}",
                 style={"description_width": "initial"},
             )
             display(self._bar)
-
-    def show(self, view: ServeView) -> None:
-        state, reason = view.state.value, view.reason
-        elapsed = time.monotonic() - self.started
         if self._bar is not None:
             self._bar.value = min(elapsed, self.timeout)
             self._bar.description = f"{self.label}: {state}"
@@ -188,13 +192,18 @@ class _Progress:
         detail = f" ({reason})" if reason else ""
         sys.stdout.write(f"\rServing {self.label}: {state}{detail} [{elapsed:.0f}s]")
         sys.stdout.flush()
+        self._line_open = True
 
-    def done(self, state: str) -> None:
+    def done(self, state: ServeState | None) -> None:
+        """Close the bar, or end the text line with the state reached (None: no serve, the
+        error says why)."""
         if self._bar is not None:
             self._bar.close()
-        else:
-            sys.stdout.write(f"\rServing {self.label}: {state}\n")
-            sys.stdout.flush()
+        elif state is not None:
+            sys.stdout.write(f"\rServing {self.label}: {state.value}\n")
+        elif self._line_open:  # end it, so the error line starts on a line of its own
+            sys.stdout.write("\n")
+        sys.stdout.flush()
 
 
 def _widgets_render() -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,8 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from jupyter_modelserve import api
-from jupyter_modelserve.magics import Logs, ServeMagics
+from jupyter_modelserve.errors import BackendUnavailable
+from jupyter_modelserve.magics import Logs
 
 
 @pytest.fixture
@@ -87,10 +89,46 @@ def test_register_a_keras_model_variable(shell: InteractiveShell) -> None:
     assert (Path(version.source) / "saved_model.pb").is_file()
 
 
-def test_no_wait_returns_at_once(shell: InteractiveShell) -> None:
+def test_no_wait_returns_before_the_serve_is_available(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a registered version and no model server yet (starting one imports TensorFlow,
+    # which takes seconds)
     serve(shell, "register $model_dir --name simple")
+    capsys.readouterr()
+
+    # When it is served with --no-wait
     served = serve(shell, "simple 1 --no-wait")
-    assert served.state in ("PENDING", "LOADING", "AVAILABLE")
+
+    # Then the magic handed back the accepted serve without waiting: still on its way, and no
+    # progress shown (a magic that ignored --no-wait returns it AVAILABLE, after progress)
+    assert isinstance(served, api.Serve) and served.state in ("PENDING", "LOADING")
+    out = capsys.readouterr().out
+    assert "Serving simple version 1" not in out, out
+    # And the serve goes on by itself: a wait afterwards sees it AVAILABLE
+    assert served.wait(60).state == "AVAILABLE"
+
+
+def test_a_wait_that_runs_out_says_the_same_from_the_magic_and_from_serve_wait(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a registered version and no model server yet
+    serve(shell, "register $model_dir --name simple")
+    capsys.readouterr()
+    still = r"model 'simple' version 1 is still (PENDING|LOADING) after 0 s \(.+\)"
+
+    # When the magic waits no time at all
+    served = serve(shell, "simple 1 --timeout 0")
+
+    # Then it prints one line saying where the serve stands, and hands the serve back
+    err = capsys.readouterr().err
+    assert re.fullmatch(f"%serve: {still}\n", err), err
+    assert isinstance(served, api.Serve) and served.state in ("PENDING", "LOADING")
+    # And Serve.wait running out says the same thing, as its error
+    with pytest.raises(BackendUnavailable) as raised:
+        served.wait(0)
+    assert re.fullmatch(still, str(raised.value)), raised.value
+    # And a longer wait still reaches AVAILABLE
     assert served.wait(60).state == "AVAILABLE"
 
 
@@ -125,16 +163,30 @@ def test_user_errors_print_one_line_and_return_nothing(
 def test_a_failed_serve_shows_its_reason(
     shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Given a registered version whose variables went missing after registration
     version = serve(shell, "register $model_dir --name simple")
     shutil.rmtree(Path(version.source) / "variables")
+    capsys.readouterr()
+
+    # When the magic serves it and waits
     assert serve(shell, "simple 1 --timeout 60") is None
-    err = capsys.readouterr().err
-    assert err.startswith("%serve: simple version 1 FAILED: ") and err.count("\n") == 1
+
+    # Then the progress line ends FAILED, and one error line gives the serve's reason
+    captured = capsys.readouterr()
+    assert captured.out.endswith("Serving simple version 1: FAILED\n"), captured.out
+    reason = api.get("simple", 1).reason
+    assert reason
+    assert captured.err == f"%serve: model 'simple' version 1 FAILED: {reason}\n"
 
 
-def test_the_docstring_documents_every_form(shell: InteractiveShell) -> None:
-    doc = shell.find_line_magic("serve").__doc__
-    assert doc is not None
+def test_serve_help_documents_every_form_and_option(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the loaded extension; When a user asks for help as the error lines suggest
+    shell.run_cell("%serve?")
+
+    # Then the help shown lists every form of the magic and every option it takes
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)  # IPython colours it
     for form in (
         "%serve NAME VERSION [--no-wait] [--timeout S]",
         "%serve delete NAME VERSION",
@@ -144,5 +196,6 @@ def test_the_docstring_documents_every_form(shell: InteractiveShell) -> None:
         "%serve register SOURCE --name NAME",
         "%serve predict NAME VERSION DATA",
     ):
-        assert form in doc, form
-    assert ServeMagics.serve.__doc__ == doc
+        assert form in shown, form
+    for option in ("--no-wait", "--timeout", "--name", "--description", "--tail"):
+        assert f"  {option} " in shown, option
