@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import subprocess
 import sys
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from jupyter_modelserve import __version__
 
 from .servers import JupyterProcess
 
@@ -71,6 +74,7 @@ def test_register_command_adds_the_next_version(
 
 
 def test_extension_is_enabled_on_install() -> None:
+    # When Jupyter lists its server extensions
     listing = subprocess.run(
         [sys.executable, "-m", "jupyter_server", "extension", "list"],
         capture_output=True,
@@ -78,5 +82,9 @@ def test_extension_is_enabled_on_install() -> None:
         check=True,
     )
     output = re.sub(r"\x1b\[[0-9;]*m", "", listing.stdout + listing.stderr)  # drop colours
+
+    # Then ours is enabled and loads, reporting the version the package says it is
     assert re.search(r"jupyter_modelserve\s+enabled", output), output
-    assert "jupyter_modelserve 0.1.0 OK" in output, output
+    assert f"jupyter_modelserve {__version__} OK" in output, output
+    # And that is the version pip installed (the build reads it from the same file)
+    assert importlib.metadata.version("jupyter_modelserve") == __version__
