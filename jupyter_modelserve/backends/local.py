@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,10 @@ from filelock import Timeout as LockTimeout
 from traitlets import Bool, Float, Int, List, Unicode, observe
 from traitlets.config import LoggingConfigurable
 
-from ..errors import BackendUnavailable, Conflict, InvalidInput
-from ..tfserving.model_config import ModelConfig, VersionPolicy, parse_model_config_list
-from ..tfserving.model_config import render_model_config_list as render_config
+from ..errors import BackendUnavailable, InvalidInput
 from .base import Key, Observation, Observed, ServeSpec
+from .local_config import ModelsConfigFile, with_version, without_version
+from .local_status import observation, serves, status_call
 from .process import HOST, free_port, is_our_server, port_in_use, terminate, wait_until_free
 
 BUILTIN = "builtin"
@@ -100,6 +99,7 @@ class LocalBackend(LoggingConfigurable):
         self.dir = Path(self.state_dir or Path(data_dir) / "server")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.config_file = self.dir / "models.config"
+        self.models = ModelsConfigFile(self.config_file, self.log)
         self.info_file = self.dir / "server.json"
         self.log_file = self.dir / "server.log"
         self._lock = FileLock(str(self.dir / "server.lock"), timeout=120)
@@ -142,17 +142,17 @@ class LocalBackend(LoggingConfigurable):
 
     def apply(self, spec: ServeSpec) -> None:
         with self._locked():
-            configs = self._read_config()
-            updated = _with_version(configs, spec)
-            changed = self._write_config(updated)
+            configs = self.models.read()
+            updated = with_version(configs, spec)
+            changed = self.models.write(updated)
             info, started = self._ensure_running()
             if changed and not started:  # a server just started reads the file by itself
                 self._signal_reload(info)
 
     def remove(self, spec: ServeSpec) -> None:
         with self._locked():
-            updated = _without_version(self._read_config(), spec)
-            if self._write_config(updated):
+            updated = without_version(self.models.read(), spec)
+            if self.models.write(updated):
                 info = self._running_info()
                 if info is not None:
                     self._signal_reload(info)
@@ -163,23 +163,21 @@ class LocalBackend(LoggingConfigurable):
         info = self._running_info()
         if info is None:
             if self._stopped_on_purpose():
-                configs = self._read_config()
+                configs = self.models.read()
                 stopped = Observation(
                     Observed.FAILED,
                     "the model server was stopped (jupyter modelserve stop-server); POST the "
                     "serve again to start it",
                 )
                 gone = Observation(Observed.ABSENT, "the model server was stopped")
-                return {
-                    (s.name, s.version): stopped if _serves(configs, s) else gone for s in specs
-                }
+                return {(s.name, s.version): stopped if serves(configs, s) else gone for s in specs}
             last = self._last_log_line()
             absent = Observation(
                 Observed.ABSENT,
                 "the model server is not running" + (f"; its log ends: {last}" if last else ""),
             )
             return {(s.name, s.version): absent for s in specs}
-        configs = self._read_config()
+        configs = self.models.read()
         deadline = time.monotonic() + min(timeout, self.status_timeout)
         by_name: dict[str, list[ServeSpec]] = {}
         for spec in specs:
@@ -193,9 +191,9 @@ class LocalBackend(LoggingConfigurable):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                answer = _status_call(connection, name, remaining)
+                answer = status_call(connection, name, remaining)
                 for spec in group:
-                    found[(spec.name, spec.version)] = _observation(answer, configs, spec)
+                    found[(spec.name, spec.version)] = observation(answer, configs, spec)
         finally:
             connection.close()
         silent = Observation(
@@ -206,13 +204,13 @@ class LocalBackend(LoggingConfigurable):
         return {(s.name, s.version): found.get((s.name, s.version), silent) for s in specs}
 
     def deployed(self) -> list[Key]:
-        return [(c.name, v) for c in self._read_config() for v in c.version_policy.versions]
+        return [(c.name, v) for c in self.models.read() for v in c.version_policy.versions]
 
     def needs_attention(self) -> bool:
         """Serves are configured but their server is not running (it crashed, or was killed)."""
         if self._stopped_on_purpose():
             return False
-        return bool(self._read_config()) and self._running_info() is None
+        return bool(self.models.read()) and self._running_info() is None
 
     def _stopped_on_purpose(self) -> bool:
         try:
@@ -366,23 +364,7 @@ class LocalBackend(LoggingConfigurable):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(info["pid"]), signal.SIGHUP)
 
-    # -- the config file ---------------------------------------------------------------------
-
-    def _read_config(self) -> list[ModelConfig]:
-        try:
-            text = self.config_file.read_text()
-        except FileNotFoundError:
-            return []
-        try:
-            return parse_model_config_list(text)
-        except ValueError as error:
-            # Never let one unreadable file break every serve: set it aside (for a look) and
-            # start from nothing; the reconciler writes back what the rows want.
-            aside = self.config_file.with_suffix(f".unreadable-{int(time.time())}")
-            with contextlib.suppress(OSError):
-                self.config_file.replace(aside)
-            self.log.error("The model server config was unreadable (%s); moved to %s", error, aside)
-            return []
+    # -- locking ---------------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def _locked(self) -> Any:
@@ -394,131 +376,3 @@ class LocalBackend(LoggingConfigurable):
                 f"another process has held the model server's lock ({self._lock.lock_file}) for "
                 f"{self._lock.timeout:.0f} s; try again"
             ) from None
-
-    def _write_config(self, configs: list[ModelConfig]) -> bool:
-        """Write the config atomically; returns whether it changed."""
-        text = render_config(configs)
-        try:
-            if self.config_file.read_text() == text:
-                return False
-        except FileNotFoundError:
-            pass
-        temporary = self.config_file.with_suffix(".tmp")
-        temporary.write_text(text)
-        temporary.replace(self.config_file)  # the server never reads a half-written file
-        return True
-
-
-# -- pure helpers ---------------------------------------------------------------------------------
-
-
-def _with_version(configs: list[ModelConfig], spec: ServeSpec) -> list[ModelConfig]:
-    base_path = str(Path(spec.source).parent)
-    result = []
-    found = False
-    for config in configs:
-        if config.name != spec.name:
-            result.append(config)
-            continue
-        found = True
-        if config.base_path != base_path:
-            raise Conflict(
-                f"model {spec.name!r} is already served from {config.base_path!r}, not "
-                f"{base_path!r}; the local server reads all versions of a model from one folder"
-            )
-        versions = tuple(sorted({*config.version_policy.versions, spec.version}))
-        result.append(_config(spec.name, base_path, versions))
-    if not found:
-        result.append(_config(spec.name, base_path, (spec.version,)))
-    return result
-
-
-def _without_version(configs: list[ModelConfig], spec: ServeSpec) -> list[ModelConfig]:
-    result = []
-    for config in configs:
-        if config.name == spec.name:
-            versions = tuple(v for v in config.version_policy.versions if v != spec.version)
-            if not versions:
-                continue
-            config = _config(config.name, config.base_path, versions)
-        result.append(config)
-    return result
-
-
-def _config(name: str, base_path: str, versions: tuple[int, ...]) -> ModelConfig:
-    return ModelConfig(
-        name=name,
-        base_path=base_path,
-        version_policy=VersionPolicy(kind="specific", versions=versions),
-    )
-
-
-def _serves(configs: list[ModelConfig], spec: ServeSpec) -> bool:
-    return any(c.name == spec.name and spec.version in c.version_policy.versions for c in configs)
-
-
-def _status_call(connection: http.client.HTTPConnection, name: str, timeout: float) -> Any:
-    """The model server's status of every version of `name`: a JSON body, an HTTP status code
-    (int) when it answered with an error, or None when it did not answer in time."""
-    connection.timeout = timeout
-    if connection.sock is not None:
-        connection.sock.settimeout(timeout)
-    try:
-        connection.request("GET", f"/v1/models/{urllib.parse.quote(name, safe='')}")
-        response = connection.getresponse()
-        raw = response.read()
-    except TimeoutError:
-        return None
-    except (OSError, http.client.HTTPException):
-        connection.close()  # reconnect on the next call
-        return "starting"
-    if response.status != 200:
-        return response.status
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return 500
-
-
-def _observation(answer: Any, configs: list[ModelConfig], spec: ServeSpec) -> Observation:
-    if answer is None:
-        return Observation(Observed.UNKNOWN, "the model server does not answer")
-    wanted = _serves(configs, spec)
-    if answer == "starting":
-        return Observation(Observed.STARTING, "the model server is starting")
-    if isinstance(answer, int):
-        if answer == 404:  # the server has never heard of it (or forgot it)
-            if not wanted:
-                return Observation(Observed.ABSENT)
-            return Observation(Observed.STARTING, "waiting for the model server to load it")
-        return Observation(Observed.STARTING, f"model server answered {answer}")
-    if not wanted:
-        # Gone from the config is not gone from the server: absent once it says so.
-        state = _version_state(answer, spec)
-        if state in (None, "END"):
-            return Observation(Observed.ABSENT)
-        return Observation(Observed.STARTING, f"the model server is unloading it ({state})")
-    return _observation_from_status(answer, spec)
-
-
-def _version_state(body: dict[str, Any], spec: ServeSpec) -> str | None:
-    for status in body.get("model_version_status", []):
-        if str(status.get("version")) == str(spec.version):
-            return str(status.get("state"))
-    return None
-
-
-def _observation_from_status(body: dict[str, Any], spec: ServeSpec) -> Observation:
-    for status in body.get("model_version_status", []):
-        if str(status.get("version")) != str(spec.version):
-            continue
-        state = status.get("state")
-        error = status.get("status", {})
-        if state == "AVAILABLE":
-            return Observation(Observed.AVAILABLE)
-        if state in ("START", "LOADING"):
-            return Observation(Observed.LOADING, "the model server is loading it")
-        if state == "END" and error.get("error_code", "OK") != "OK":
-            return Observation(Observed.FAILED, error.get("error_message") or error["error_code"])
-        return Observation(Observed.STARTING, f"model server reports {state}")
-    return Observation(Observed.STARTING, "waiting for the model server to load it")
