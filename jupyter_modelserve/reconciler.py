@@ -57,7 +57,7 @@ class Reconciler:
     def tick(self) -> bool:
         """Renew or take the lease, and reconcile when due; True when it reconciled. Blocks."""
         store = self.service.store
-        self._held = store.acquire_lease(LEASE, self.holder, LEASE_TTL_SECONDS)
+        self._held = store.leases.acquire(LEASE, self.holder, LEASE_TTL_SECONDS)
         if not self._held or not self._due():
             return False
         self._wake.clear()
@@ -76,14 +76,14 @@ class Reconciler:
             return
         self._last_request_sent = now
         try:
-            self.service.store.request_lease_work(LEASE)
+            self.service.store.leases.request(LEASE)
         except ModelServeError as error:  # the holder's own schedule still comes
             log.debug("Could not ask the reconciler to run: %s", error)
 
     def _due(self) -> bool:
         if self._wake.is_set() or time.monotonic() >= self._next_due:
             return True
-        requested = self.service.store.lease_requested_at(LEASE)
+        requested = self.service.store.leases.requested_at(LEASE)
         if requested is not None and (self._last_started is None or requested > self._last_started):
             return True
         try:
@@ -125,4 +125,4 @@ class Reconciler:
         if self._held:
             self._held = False
             with contextlib.suppress(ModelServeError):  # else it lapses by itself
-                self.service.store.release_lease(LEASE, self.holder)
+                self.service.store.leases.release(LEASE, self.holder)

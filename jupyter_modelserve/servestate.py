@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 from .backends.base import Observation, Observed
 from .errors import ServeFailed
-from .registry.store import ServeRecord
+from .registry.rows import ServeRecord
 from .schemas import ServeState, ServeView
 
 IN_PROGRESS = (ServeState.PENDING, ServeState.LOADING)

@@ -25,7 +25,8 @@ from .errors import BackendUnavailable, InvalidInput, ModelServeError, NotFound
 from .locks import KeyedLocks
 from .reconciler import Reconciler
 from .registry.model_registry import DEFAULT_MAX_ARTIFACT_BYTES, ModelRegistry
-from .registry.store import RegistryStore, ServeRecord
+from .registry.rows import ServeRecord
+from .registry.store import RegistryStore
 from .schemas import SUPPORTED_MODEL_TYPES, ServeState, ServeView
 from .servestate import failure, fold, settled, view_of
 

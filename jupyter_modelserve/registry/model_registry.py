@@ -189,11 +189,17 @@ class ModelRegistry:
         description: str | None = None,
         tags: list[str] | None = None,
         dataset: str | None = None,
+        base_dir: Path | None = None,
     ) -> ModelVersionView:
-        """Register a local SavedModel folder (copied) or a remote URI (recorded)."""
+        """Register a local SavedModel folder (copied) or a remote URI (recorded).
+
+        A relative folder is read from `base_dir` when given (the REST API passes the Jupyter
+        server's root_dir, where the file browser's paths live), else from the working folder.
+        """
         if source.startswith(REMOTE_SCHEMES):
             return self.register_remote_model(source, name, description, tags, dataset)
-        return self.register_saved_model(source, name, description, tags, dataset)
+        folder = local_source(source, base_dir)
+        return self.register_saved_model(folder, name, description, tags, dataset)
 
     def create_registered_model(
         self, name: str, description: str | None, tags: list[str]
@@ -353,6 +359,28 @@ class ModelRegistry:
                 stdout=subprocess.DEVNULL,
             )
         return self.register_saved_model(folder, DEMO_MODEL, "half_plus_two: y = 0.5 * x + 2")
+
+
+def local_source(source: str, base_dir: Path | None) -> str:
+    """`source` as the folder to copy: relative paths joined to `base_dir`, which they may not
+    leave through "..".
+
+    Absolute and "~" paths stay as they are: they say where they are, and anyone who may call
+    the API may name any folder this server can read that way. A relative path means "in
+    base_dir", so one that climbs out of it is refused rather than read from elsewhere. Only the
+    path's text is checked: a link inside base_dir to a folder outside is followed, as the
+    file browser follows it.
+    """
+    if base_dir is None or source.startswith("~") or os.path.isabs(source):
+        return source
+    base = os.path.normpath(os.path.abspath(base_dir))
+    joined = os.path.normpath(os.path.join(base, source))
+    if os.path.commonpath([base, joined]) != base:
+        raise InvalidInput(
+            f"source: {source!r} leads out of {base!r}, where relative paths are read from; "
+            "name a folder inside it, or give an absolute path"
+        )
+    return joined
 
 
 def _name_max(folder: Path) -> int:

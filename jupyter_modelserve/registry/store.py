@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import getpass
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Select, and_, delete, func, or_, select, update
+from sqlalchemy import Engine, Select, and_, delete, func, select
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,24 +20,12 @@ from ..errors import Conflict, InvalidInput, NotFound, RegistryUnavailable
 from ..schemas import ModelVersionView, RegisteredModelView, ServeState
 from . import orm
 from .database import create_registry_engine, describe_database_error, migrate, redacted
+from .lease import Leases
+from .rows import ServeRecord, model_view, phase, serve_record, tags_by_key, version_view
 
 SelectT = TypeVar("SelectT", bound=Select[Any])
 # Two writers may pick the same "max + 1"; the primary key rejects one, which then tries again.
 _VERSION_ALLOCATION_ATTEMPTS = 20
-
-
-@dataclass(frozen=True)
-class ServeRecord:
-    model_name: str
-    model_version: int
-    backend: str
-    state: ServeState
-    reason: str | None
-    url: str | None
-    created_at: datetime
-    updated_at: datetime
-    state_since: datetime
-    source: str
 
 
 class RegistryStore:
@@ -48,6 +34,7 @@ class RegistryStore:
         self.engine: Engine = create_registry_engine(db_url)
         migrate(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.leases = Leases(self._session)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -96,14 +83,14 @@ class RegistryStore:
                 select(orm.RegisteredModel).order_by(orm.RegisteredModel.name), limit, offset
             )
             models = list(session.scalars(query))
-            tags = _tags_by_key(
+            tags = tags_by_key(
                 session.execute(
                     select(orm.RegisteredModelTag.name, orm.RegisteredModelTag.tag)
                     .where(orm.RegisteredModelTag.name.in_([m.name for m in models]))
                     .order_by(orm.RegisteredModelTag.tag)
                 )
             )
-            return [_model_view(m, tags.get((m.name,), [])) for m in models]
+            return [model_view(m, tags.get((m.name,), [])) for m in models]
 
     def get_registered_model(self, name: str) -> RegisteredModelView:
         with self._session() as session:
@@ -113,7 +100,7 @@ class RegistryStore:
                 .where(orm.RegisteredModelTag.name == name)
                 .order_by(orm.RegisteredModelTag.tag)
             )
-            return _model_view(model, list(tags))
+            return model_view(model, list(tags))
 
     def update_registered_model(self, name: str, description: str | None) -> RegisteredModelView:
         with self._session() as session:
@@ -241,7 +228,7 @@ class RegistryStore:
                 .where(orm.ModelVersionTag.name == name, orm.ModelVersionTag.version == version)
                 .order_by(orm.ModelVersionTag.tag)
             )
-            return _version_view(row, list(tags))
+            return version_view(row, list(tags))
 
     def update_model_version(
         self, name: str, version: int, changes: dict[str, str | None]
@@ -293,7 +280,7 @@ class RegistryStore:
                     orm.Serve.model_name == name, orm.Serve.model_version == version
                 )
             ).first()
-            return _serve_record(found[0], found[1]) if found else None
+            return serve_record(found[0], found[1]) if found else None
 
     def list_serves(
         self, backend: str | None = None, limit: int | None = None, offset: int = 0
@@ -304,7 +291,7 @@ class RegistryStore:
             query = query.where(orm.Serve.backend == backend)
         with self._session() as session:
             rows = session.execute(_page(query, limit, offset))
-            return [_serve_record(serve, source) for serve, source in rows]
+            return [serve_record(serve, source) for serve, source in rows]
 
     def insert_serve(
         self, name: str, version: int, backend: str, url: str | None
@@ -327,7 +314,7 @@ class RegistryStore:
                 session.add(row)
                 session.flush()
                 source = self._version(session, name, version).source
-                return _serve_record(row, source), True
+                return serve_record(row, source), True
         except IntegrityError:
             existing = self.get_serve(name, version)
             if existing is None:  # lost a race with a delete; the caller may try again
@@ -360,16 +347,16 @@ class RegistryStore:
                 )
             )
             if expected is not None and row.state != expected.value:
-                return _serve_record(row, source)
+                return serve_record(row, source)
             now = orm.utcnow()
-            if _phase(row.state) != _phase(state.value):
+            if phase(row.state) != phase(state.value):
                 row.state_since = now
             if (row.state, row.reason, row.url) != (state.value, reason, url or row.url):
                 row.updated_at = now
             row.state = state.value
             row.reason = reason
             row.url = url or row.url
-            return _serve_record(row, source)
+            return serve_record(row, source)
 
     def delete_serve(self, name: str, version: int) -> None:
         with self._session() as session:
@@ -415,7 +402,7 @@ class RegistryStore:
     ) -> list[ModelVersionView]:
         query = select(orm.ModelVersion).where(orm.ModelVersion.name == name)
         rows = list(session.scalars(_page(query.order_by(orm.ModelVersion.version), limit, offset)))
-        tags = _tags_by_key(
+        tags = tags_by_key(
             session.execute(
                 select(orm.ModelVersionTag.version, orm.ModelVersionTag.tag)
                 .where(
@@ -425,54 +412,7 @@ class RegistryStore:
                 .order_by(orm.ModelVersionTag.tag)
             )
         )
-        return [_version_view(row, tags.get((row.version,), [])) for row in rows]
-
-    # -- the reconciler's lease ----------------------------------------------------------------
-
-    def acquire_lease(self, name: str, holder: str, ttl: float) -> bool:
-        """Take or renew lease `name` for `holder`; True while `holder` holds it.
-
-        One conditional UPDATE (or the first INSERT): two processes can never both win.
-        """
-        now = orm.utcnow()
-        expires = now + timedelta(seconds=ttl)
-        try:
-            with self._session() as session:
-                renewed = session.execute(
-                    update(orm.Lease)
-                    .where(
-                        orm.Lease.name == name,
-                        or_(orm.Lease.holder == holder, orm.Lease.expires_at < now),
-                    )
-                    .values(holder=holder, expires_at=expires)
-                )
-                if renewed.rowcount:  # type: ignore[attr-defined]
-                    return True
-                if session.get(orm.Lease, name) is not None:
-                    return False  # somebody else holds it and it has not lapsed
-                session.add(orm.Lease(name=name, holder=holder, expires_at=expires))
-            return True
-        except IntegrityError:  # another process inserted the first row at the same moment
-            return False
-
-    def release_lease(self, name: str, holder: str) -> None:
-        with self._session() as session:
-            session.execute(
-                update(orm.Lease)
-                .where(orm.Lease.name == name, orm.Lease.holder == holder)
-                .values(expires_at=orm.utcnow() - timedelta(seconds=1))
-            )
-
-    def request_lease_work(self, name: str) -> None:
-        """Ask whoever holds lease `name` to act now (its next renewal sees the request)."""
-        with self._session() as session:
-            session.execute(
-                update(orm.Lease).where(orm.Lease.name == name).values(requested_at=orm.utcnow())
-            )
-
-    def lease_requested_at(self, name: str) -> datetime | None:
-        with self._session() as session:
-            return session.scalar(select(orm.Lease.requested_at).where(orm.Lease.name == name))
+        return [version_view(row, tags.get((row.version,), [])) for row in rows]
 
 
 def _page(query: SelectT, limit: int | None, offset: int) -> SelectT:
@@ -493,66 +433,9 @@ def _serves_query() -> Any:  # Select[Serve, str]; spelled differently in SQLAlc
     )
 
 
-def _tags_by_key(rows: Iterable[Sequence[Any]]) -> dict[tuple[Any, ...], list[str]]:
-    """{key columns: [tags]} from rows of (key columns..., tag)."""
-    tags: dict[tuple[Any, ...], list[str]] = {}
-    for *key, tag in rows:
-        tags.setdefault(tuple(key), []).append(tag)
-    return tags
-
-
 def _served_message(name: str, version: int | None) -> str:
     what = f"model {name!r}" if version is None else f"model {name!r} version {version}"
     return f"{what} is being served; delete the serve first (DELETE /api/v1/serve)"
-
-
-def _model_view(model: orm.RegisteredModel, tags: list[str]) -> RegisteredModelView:
-    return RegisteredModelView(
-        name=model.name,
-        description=model.description,
-        tags=tags,
-        creation_time=model.creation_time,
-        last_updated_time=model.last_updated_time,
-    )
-
-
-def _version_view(row: orm.ModelVersion, tags: list[str]) -> ModelVersionView:
-    return ModelVersionView(
-        name=row.name,
-        version=row.version,
-        id=row.id,
-        user_id=row.user_id,
-        experiment_id=row.experiment_id,
-        model_type=row.model_type,
-        current_stage=row.current_stage,
-        source=row.source,
-        dataset=row.dataset,
-        description=row.description,
-        tags=tags,
-        creation_time=row.creation_time,
-        last_updated_time=row.last_updated_time,
-    )
-
-
-def _phase(state: str) -> str:
-    # PENDING and LOADING are one phase, so a load deadline counts from the request, not from
-    # the moment the model server started loading.
-    return "starting" if state in (ServeState.PENDING.value, ServeState.LOADING.value) else state
-
-
-def _serve_record(row: orm.Serve, source: str | None) -> ServeRecord:
-    return ServeRecord(
-        model_name=row.model_name,
-        model_version=row.model_version,
-        backend=row.backend,
-        state=ServeState(row.state),
-        reason=row.reason,
-        url=row.url,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        state_since=row.state_since,
-        source=source or "",
-    )
 
 
 def _current_user() -> str:
