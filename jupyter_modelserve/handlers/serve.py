@@ -111,7 +111,7 @@ def _version(raw: str) -> int:
 
 def _create_message(view: ServeView) -> str:
     # Submarine's message, plus where the serve stands when it is not ready yet.
-    if view.state.value == "AVAILABLE":
+    if view.state is ServeState.AVAILABLE:
         return "Create a serve instance"
     return f"Create a serve instance: {view.state.value}" + (
         f" ({view.reason})" if view.reason else ""
