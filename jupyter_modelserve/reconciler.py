@@ -37,9 +37,12 @@ REQUEST_EVERY_SECONDS = 1.0
 
 
 class Reconciler:
-    def __init__(self, service: ServeService, interval: float) -> None:
+    def __init__(
+        self, service: ServeService, interval: float, lease_ttl: float = LEASE_TTL_SECONDS
+    ) -> None:
         self.service = service
         self.interval = interval
+        self.lease_ttl = lease_ttl
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = threading.Event()
         self._next_due = 0.0  # monotonic; 0: reconcile at the first tick that holds the lease
@@ -57,7 +60,7 @@ class Reconciler:
     def tick(self) -> bool:
         """Renew or take the lease, and reconcile when due; True when it reconciled. Blocks."""
         store = self.service.store
-        self._held = store.leases.acquire(LEASE, self.holder, LEASE_TTL_SECONDS)
+        self._held = store.leases.acquire(LEASE, self.holder, self.lease_ttl)
         if not self._held or not self._due():
             return False
         self._wake.clear()
