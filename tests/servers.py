@@ -98,3 +98,37 @@ class JupyterProcess:
 
     def stop_model_server(self) -> None:
         self.command("stop-server")
+
+
+# What another program holding a port runs: listen on 127.0.0.1:PORT (0: any free one), say which
+# port on stdout, and hold it until stdin closes or the process is killed.
+_HOLD_PORT = (
+    "import socket, sys\n"
+    "sock = socket.socket()\n"
+    "sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "sock.bind(('127.0.0.1', int(sys.argv[1])))\n"
+    "sock.listen()\n"
+    "print(sock.getsockname()[1], flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+class PortHolder:
+    """Another program listening on a port of 127.0.0.1 (a second user's server, say)."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _HOLD_PORT, str(port)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()  # blocks until it listens, or exits
+        if not line.strip():
+            self.release()
+            raise OSError(f"could not hold port {port} on 127.0.0.1")
+        self.port = int(line)
+
+    def release(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.communicate()
