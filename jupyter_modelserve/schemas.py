@@ -24,6 +24,7 @@ MAX_NAME_LENGTH = 255
 MAX_TAG_LENGTH = 256  # the registry's tag and dataset columns are VARCHAR(256)
 MAX_DESCRIPTION_LENGTH = 64 * 1024
 MAX_SOURCE_LENGTH = 4096  # PATH_MAX on Linux; URIs are no longer in practice
+MAX_EXPERIMENT_ID_LENGTH = 64  # the registry's experiment_id column is VARCHAR(64)
 # Every control character (C0, DEL, C1 with NEL \x85), the Unicode line and paragraph
 # separators, and lone surrogates (UTF-8 cannot store them: a database would fail on write).
 # str.splitlines() breaks on each of \n \r \x0b \x0c \x1c-\x1e \x85 \u2028 \u2029.
@@ -125,6 +126,7 @@ def _single_line(limit: int) -> Any:
 _tag = _single_line(MAX_TAG_LENGTH)
 _dataset = _single_line(MAX_TAG_LENGTH)
 _source_text = _single_line(MAX_SOURCE_LENGTH)
+_experiment_id = _single_line(MAX_EXPERIMENT_ID_LENGTH)
 
 
 def _description(value: Any) -> str | None:
@@ -142,6 +144,14 @@ def _description(value: Any) -> str | None:
 
 def _optional_dataset(value: Any) -> str | None:
     return None if value is None else _dataset(value)
+
+
+def _optional_experiment_id(value: Any) -> str | None:
+    # Submarine sends "" (or nothing) for a version no experiment produced.
+    if value is None or value == "":
+        return None
+    result: str = _experiment_id(value)
+    return result
 
 
 def _tags(value: Any) -> list[str]:
@@ -225,6 +235,7 @@ Tags = Annotated[list[str], BeforeValidator(_tags)]
 Description = Annotated[str | None, BeforeValidator(_description)]
 Dataset = Annotated[str | None, BeforeValidator(_optional_dataset)]
 Source = Annotated[str, BeforeValidator(_source_text)]
+ExperimentId = Annotated[str | None, BeforeValidator(_optional_experiment_id)]
 
 
 class _Request(BaseModel):
@@ -260,12 +271,35 @@ class ModelVersionCreate(_Request):
     tags: Tags = Field(default_factory=list)
 
 
+class ModelVersionCreateFromBaseDir(_Request):
+    """Body of POST /api/v1/model-version?baseDir=<folder>, the form Submarine's SDK sends.
+
+    Submarine's `ModelVersionEntity` has no `source`: the folder is the `baseDir` query
+    parameter. `experimentId` is the Submarine experiment that produced the model, if any.
+    """
+
+    name: ModelName
+    model_type: ModelType = Field(default="tensorflow", alias="modelType")
+    description: Description = None
+    dataset: Dataset = None
+    tags: Tags = Field(default_factory=list)
+    experiment_id: ExperimentId = Field(default=None, alias="experimentId")
+
+
 class ModelVersionUpdate(_Request):
     """Only the fields sent change; a stage cannot be null (Submarine's stage "None" is a name)."""
 
     description: Description = None
     dataset: Dataset = None
     current_stage: ModelStage = Field(default=ModelStage.NONE, alias="currentStage")
+
+
+class ModelVersionUpdateInBody(ModelVersionUpdate):
+    """Body of PATCH /api/v1/model-version, the form Submarine's SDK sends: the version it
+    changes is named in the body instead of the path."""
+
+    name: ModelName
+    version: ModelVersionNumber
 
 
 class _View(BaseModel):

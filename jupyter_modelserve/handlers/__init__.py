@@ -15,6 +15,7 @@ from .registry import (
     RegisteredModelHandler,
     RegisteredModelsHandler,
     RegisteredModelTagHandler,
+    RegistryPingHandler,
 )
 from .serve import PingHandler, ServeHandler, ServeItemHandler, ServeLogsHandler
 
@@ -29,9 +30,11 @@ ROUTES: list[tuple[str, Any]] = [
     (f"/api/v1/serve/{_NAME}/{_VERSION}/logs", ServeLogsHandler),
     ("/api/v1/registered-model", RegisteredModelsHandler),
     ("/api/v1/registered-model/tag", RegisteredModelTagHandler),
+    ("/api/v1/registered-model/ping", RegistryPingHandler),
     (f"/api/v1/registered-model/{_NAME}", RegisteredModelHandler),
     ("/api/v1/model-version", ModelVersionsHandler),
     ("/api/v1/model-version/tag", ModelVersionTagHandler),
+    ("/api/v1/model-version/ping", RegistryPingHandler),
     (f"/api/v1/model-version/{_NAME}", ModelVersionListHandler),
     (f"/api/v1/model-version/{_NAME}/{_VERSION}", ModelVersionHandler),
     ("/api/v1/modelserve/openapi.json", OpenAPIHandler),

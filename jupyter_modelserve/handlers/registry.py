@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
+from ..errors import InvalidInput, ModelServeError
 from ..schemas import (
     ModelVersionCreate,
+    ModelVersionCreateFromBaseDir,
     ModelVersionUpdate,
+    ModelVersionUpdateInBody,
+    ModelVersionView,
     RegisteredModelCreate,
     RegisteredModelUpdate,
     parse_request,
+    validate_source,
 )
 from .base import ModelServeHandler
 from .serve import _name, _version
+
+CREATE_BODY = "name, source and modelType"
+UPDATE_BODY = "description or currentStage"
 
 
 class RegisteredModelsHandler(ModelServeHandler):
@@ -85,17 +95,74 @@ class RegisteredModelTagHandler(ModelServeHandler):
         self.answer("Delete a registered model tag")
 
 
+class RegistryPingHandler(ModelServeHandler):
+    """GET /api/v1/registered-model/ping and /api/v1/model-version/ping, as Submarine has them.
+
+    Routed before the name patterns, so a registered model called "ping" is not readable by
+    GET through these paths (Submarine's own server reads them the same way).
+    """
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        api = "registered model" if "/registered-model/" in self.request.path else "model version"
+        self.answer(f"Ping the {api} API", "Pong")
+
+
 class ModelVersionsHandler(ModelServeHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        body = parse_request(ModelVersionCreate, await self.json_body("name, source and modelType"))
-        version = await self.run_copy(
-            lambda: self.registry.register(
-                body.source, body.name, body.description, body.tags, body.dataset
+        """Register a version: the folder is `source` in the body, or Submarine's SDK way, the
+        `baseDir` query parameter beside a body without one."""
+        data = await self.json_body(CREATE_BODY)
+        base_dir = self.query("baseDir")
+        if base_dir is None:
+            body = _parse_create(data)
+            version = await self._register(body.source, body, "source")
+        else:
+            if isinstance(data, dict) and "source" in data:
+                raise InvalidInput(
+                    "source: the folder is already the baseDir query parameter; send only one"
+                )
+            # Its experimentId is checked but not kept yet: RegistryStore.add_model_version
+            # writes "" for every version.
+            sdk_body = parse_request(ModelVersionCreateFromBaseDir, data)
+            version = await self._register(
+                validate_source(base_dir, "baseDir"), sdk_body, "baseDir"
             )
-        )
         self.answer("Create a model version", version.to_json())
+
+    @web.authenticated
+    @authorized
+    async def patch(self) -> None:
+        """Update a version named in the body, as Submarine's SDK sends it."""
+        body = parse_request(
+            ModelVersionUpdateInBody, await self.json_body(f"name, version, {UPDATE_BODY}")
+        )
+        changes = body.model_dump(exclude_unset=True, exclude={"name", "version"}, mode="json")
+        updated = await self.run(
+            self.registry.update_model_version, body.name, body.version, changes
+        )
+        self.answer("Update the model version", updated.to_json())
+
+    async def _register(
+        self,
+        source: str,
+        body: ModelVersionCreate | ModelVersionCreateFromBaseDir,
+        field: str,
+    ) -> ModelVersionView:
+        # Relative folders are read from the Jupyter server's root_dir, where the file
+        # browser's paths live, never from the folder the server happened to start in.
+        root_dir = Path(self.settings["server_root_dir"])
+        try:
+            return await self.run_copy(
+                lambda: self.registry.register(
+                    source, body.name, body.description, body.tags, body.dataset, root_dir
+                )
+            )
+        except ModelServeError as error:
+            raise _renamed(error, "source", field) from None
 
 
 class ModelVersionListHandler(ModelServeHandler):
@@ -127,9 +194,7 @@ class ModelVersionHandler(ModelServeHandler):
     @authorized
     async def patch(self, name: str, version: str) -> None:
         name, number = _name(name, "name"), _version(version)
-        body = parse_request(
-            ModelVersionUpdate, await self.json_body("description or currentStage")
-        )
+        body = parse_request(ModelVersionUpdate, await self.json_body(UPDATE_BODY))
         changes = body.model_dump(exclude_unset=True, mode="json")
         updated = await self.run(self.registry.update_model_version, name, number, changes)
         self.answer("Update the model version", updated.to_json())
@@ -158,3 +223,25 @@ class ModelVersionTagHandler(ModelServeHandler):
 
     def _tag_arguments(self) -> tuple[str, int, str]:
         return self.name_argument(), self.version_argument(), self.tag_argument()
+
+
+def _renamed(error: ModelServeError, field: str, sent_as: str) -> ModelServeError:
+    """`error` naming the field the client sent: the registry says "source" for the folder,
+    which Submarine's SDK sends as `baseDir`."""
+    prefix = f"{field}: "
+    if sent_as == field or not error.message.startswith(prefix):
+        return error
+    return type(error)(f"{sent_as}: " + error.message.removeprefix(prefix))
+
+
+def _parse_create(data: object) -> ModelVersionCreate:
+    """Today's form, `source` in the body; a body without one is told of the other way."""
+    try:
+        return parse_request(ModelVersionCreate, data)
+    except InvalidInput as error:
+        if isinstance(data, dict) and "source" not in data:
+            raise InvalidInput(
+                f"{error.message} (or send the SavedModel folder as the baseDir query parameter, "
+                "as Submarine's SDK does)"
+            ) from None
+        raise
