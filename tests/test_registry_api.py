@@ -184,6 +184,8 @@ async def test_a_version_from_base_dir_is_read_from_the_servers_root_dir(
         "from the SDK",
         ["sdk"],
     )
+    # And the experiment it came from is kept
+    assert version["experimentId"] == "experiment-1637035230000-0001"
     assert Path(version["source"]) == service.registry.artifact_root / "hpt" / "1"
     assert (Path(version["source"]) / "saved_model.pb").is_file()
     # And a relative `source` in today's body form is read from root_dir too

@@ -125,8 +125,6 @@ class ModelVersionsHandler(ModelServeHandler):
                 raise InvalidInput(
                     "source: the folder is already the baseDir query parameter; send only one"
                 )
-            # Its experimentId is checked but not kept yet: RegistryStore.add_model_version
-            # writes "" for every version.
             sdk_body = parse_request(ModelVersionCreateFromBaseDir, data)
             version = await self._register(
                 validate_source(base_dir, "baseDir"), sdk_body, "baseDir"
@@ -158,7 +156,13 @@ class ModelVersionsHandler(ModelServeHandler):
         try:
             return await self.run_copy(
                 lambda: self.registry.register(
-                    source, body.name, body.description, body.tags, body.dataset, root_dir
+                    source,
+                    body.name,
+                    body.description,
+                    body.tags,
+                    body.dataset,
+                    experiment_id=getattr(body, "experiment_id", None) or "",
+                    base_dir=root_dir,
                 )
             )
         except ModelServeError as error:

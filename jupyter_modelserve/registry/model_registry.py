@@ -118,6 +118,7 @@ class ModelRegistry:
         description: str | None = None,
         tags: list[str] | None = None,
         dataset: str | None = None,
+        experiment_id: str = "",
     ) -> ModelVersionView:
         """Copy a SavedModel folder into the registry as the next version of `name`.
 
@@ -132,7 +133,7 @@ class ModelRegistry:
         )
         with self._faults_of_ours(staging):
             artifacts.stage_saved_model(source, staging, limits)
-        return self._adopt_staged(staging, name, description, tags, dataset)
+        return self._adopt_staged(staging, name, description, tags, dataset, experiment_id)
 
     def register_keras_model(
         self,
@@ -141,13 +142,14 @@ class ModelRegistry:
         description: str | None = None,
         tags: list[str] | None = None,
         dataset: str | None = None,
+        experiment_id: str = "",
     ) -> ModelVersionView:
         """Export an in-memory Keras model and register it as the next version of `name`."""
         self._check_name_fits(name)
         staging = self._new_staging()
         with self._faults_of_ours(staging):
             artifacts.export_keras_model(model, staging, self.max_artifact_bytes)
-        return self._adopt_staged(staging, name, description, tags, dataset)
+        return self._adopt_staged(staging, name, description, tags, dataset, experiment_id)
 
     def clean_staging(self) -> list[Path]:
         """Remove what killed registrations left in `<artifact_root>/.staging`; returns it.
@@ -164,6 +166,7 @@ class ModelRegistry:
         description: str | None = None,
         tags: list[str] | None = None,
         dataset: str | None = None,
+        experiment_id: str = "",
     ) -> ModelVersionView:
         """Record an s3:// or gs:// version folder as the next version of `name`, uncopied."""
         if not uri.startswith(REMOTE_SCHEMES):
@@ -179,6 +182,7 @@ class ModelRegistry:
             model_type="tensorflow",
             description=description,
             dataset=dataset,
+            experiment_id=experiment_id,
             tags=tags,
         )
 
@@ -189,6 +193,7 @@ class ModelRegistry:
         description: str | None = None,
         tags: list[str] | None = None,
         dataset: str | None = None,
+        experiment_id: str = "",
         base_dir: Path | None = None,
     ) -> ModelVersionView:
         """Register a local SavedModel folder (copied) or a remote URI (recorded).
@@ -197,9 +202,11 @@ class ModelRegistry:
         server's root_dir, where the file browser's paths live), else from the working folder.
         """
         if source.startswith(REMOTE_SCHEMES):
-            return self.register_remote_model(source, name, description, tags, dataset)
+            return self.register_remote_model(
+                source, name, description, tags, dataset, experiment_id
+            )
         folder = local_source(source, base_dir)
-        return self.register_saved_model(folder, name, description, tags, dataset)
+        return self.register_saved_model(folder, name, description, tags, dataset, experiment_id)
 
     def create_registered_model(
         self, name: str, description: str | None, tags: list[str]
@@ -227,6 +234,7 @@ class ModelRegistry:
         description: str | None,
         tags: list[str] | None,
         dataset: str | None,
+        experiment_id: str,
     ) -> ModelVersionView:
         """Add the version row, then move the staged copy to its folder; undo both on failure.
 
@@ -242,6 +250,7 @@ class ModelRegistry:
                     model_type="tensorflow",
                     description=description,
                     dataset=dataset,
+                    experiment_id=experiment_id,
                     tags=tags,
                 )
             except BaseException:

@@ -158,6 +158,7 @@ class RegistryStore:
         description: str | None = None,
         dataset: str | None = None,
         tags: list[str] | None = None,
+        experiment_id: str = "",
     ) -> ModelVersionView:
         """Add version max + 1 of `name` (creating the registered model if needed).
 
@@ -183,7 +184,7 @@ class RegistryStore:
                             version=version,
                             id=uuid.uuid4().hex,
                             user_id=_current_user(),
-                            experiment_id="",
+                            experiment_id=experiment_id,
                             model_type=model_type,
                             current_stage="None",
                             dataset=dataset,

@@ -32,6 +32,7 @@ from jupyter_modelserve.handlers import (
     PingHandler,
     RegisteredModelsHandler,
     RegisteredModelTagHandler,
+    RegistryPingHandler,
     ServeHandler,
 )
 from jupyter_modelserve.service import ServeService
@@ -54,6 +55,7 @@ BODY_NAMES: dict[tuple[type[Any], str], Callable[[str, str], dict[str, Any]]] = 
     (ServeHandler, "DELETE"): lambda name, _: {"modelName": name, "modelVersion": 1},
     (RegisteredModelsHandler, "POST"): lambda name, _: {"name": name},
     (ModelVersionsHandler, "POST"): lambda name, source: {"name": name, "source": source},
+    (ModelVersionsHandler, "PATCH"): lambda name, _: {"name": name, "version": 1},
 }
 QUERY_NAMES: dict[type[Any], dict[str, str]] = {
     RegisteredModelTagHandler: {"tag": "t"},
@@ -62,6 +64,7 @@ QUERY_NAMES: dict[type[Any], dict[str, str]] = {
 NAMELESS = {
     (ServeHandler, "GET"),
     (PingHandler, "GET"),
+    (RegistryPingHandler, "GET"),
     (RegisteredModelsHandler, "GET"),
     (OpenAPIHandler, "GET"),
 }

@@ -38,7 +38,7 @@ CHECKS = [
     response_schema_conformance,
     negative_data_rejection,
 ]
-EXAMPLES_PER_MODE = 25  # 23 operations, most in 2 modes: ~1,000 cases in about a minute
+EXAMPLES_PER_MODE = 25  # 26 operations, most in 2 modes: ~1,000 cases in about a minute
 MINIMUM_CASES = 500
 RUN = settings(
     max_examples=EXAMPLES_PER_MODE,
