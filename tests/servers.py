@@ -132,3 +132,16 @@ class PortHolder:
         if self.process.poll() is None:
             self.process.kill()
         self.process.communicate()
+
+
+def model_server_pid(state_dir: str | Path) -> int | None:
+    """The pid of the local model server of a state folder (its server.json), if it runs."""
+    try:
+        pid = int(json.loads((Path(state_dir) / "server.json").read_text())["pid"])
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, KeyError, ProcessLookupError):
+        return None
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.is_file() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
+        return None  # exited, not reaped yet
+    return pid

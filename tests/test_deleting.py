@@ -17,6 +17,7 @@ import pytest
 from jupyter_modelserve.service import ServeService
 
 from .conftest import SEED_BODY, Api, eventually, post_json, server_config
+from .servers import model_server_pid
 
 DELETE_TIMEOUT = 0.5
 
@@ -50,7 +51,7 @@ async def test_a_delete_past_its_timeout_stays_deleting_until_a_read_sees_it_con
     code, envelope = await api("POST", "/api/v1/serve", SEED_BODY, params={"wait": 60})
     assert code == 200 and envelope["result"]["state"] == "AVAILABLE", envelope
     url = envelope["result"]["url"]
-    pid = service.backend.server_pid()  # type: ignore[attr-defined]
+    pid = model_server_pid(service.backend.dir)  # type: ignore[attr-defined]
     assert pid is not None
     os.kill(pid, signal.SIGSTOP)
     stoppable.append(pid)

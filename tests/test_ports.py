@@ -13,7 +13,7 @@ from jupyter_modelserve.backends.local import DEFAULT_REST_PORT
 from jupyter_modelserve.service import ServeService
 
 from .conftest import SEED_BODY, Api, eventually, post_json, server_config
-from .servers import PortHolder
+from .servers import PortHolder, model_server_pid
 
 
 def port_of(url: str) -> int:
@@ -99,7 +99,8 @@ class TestTheDefaultPort:
         if holder is not None:
             holder.release()
         backend: Any = service.backend
-        crashed = backend.server_pid()
+        crashed = model_server_pid(backend.dir)
+        assert crashed is not None
         os.kill(crashed, signal.SIGKILL)
 
         # Then it is started again on the port it had, so the url handed out stays valid
@@ -108,6 +109,6 @@ class TestTheDefaultPort:
             return one["result"]["state"] == "AVAILABLE" and one["result"]
 
         serve = await eventually(available_again, what="the serve to be AVAILABLE again")
-        assert backend.server_pid() not in (None, crashed)
+        assert model_server_pid(backend.dir) not in (None, crashed)
         assert serve["url"] == url
         assert await post_json(url, {"instances": [1.0]}) == (200, {"predictions": [2.5]})

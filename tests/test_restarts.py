@@ -13,7 +13,7 @@ import requests
 from jupyter_modelserve.service import ServeService
 
 from .conftest import SEED_BODY, Api, eventually, post_json
-from .servers import JupyterProcess
+from .servers import JupyterProcess, model_server_pid
 
 PREDICT = {"instances": [1.0, 2.0, 5.0]}
 
@@ -64,7 +64,8 @@ async def test_a_crashed_model_server_is_restarted_with_its_models(
     _, envelope = await api("POST", "/api/v1/serve", SEED_BODY, params={"wait": 60})
     assert envelope["result"]["state"] == "AVAILABLE", envelope
     backend: Any = service.backend
-    crashed_pid = backend.server_pid()
+    crashed_pid = model_server_pid(backend.dir)
+    assert crashed_pid is not None
 
     # When the model server dies
     os.kill(crashed_pid, signal.SIGKILL)
@@ -75,6 +76,6 @@ async def test_a_crashed_model_server_is_restarted_with_its_models(
         return envelope["result"]["state"] == "AVAILABLE" and envelope["result"]
 
     serve = await eventually(available_again, what="the serve to be AVAILABLE again")
-    assert backend.server_pid() not in (None, crashed_pid)
+    assert model_server_pid(backend.dir) not in (None, crashed_pid)
     status, body = await post_json(serve["url"], PREDICT)
     assert (status, body) == (200, {"predictions": [2.5, 3.0, 4.5]})
