@@ -20,7 +20,7 @@ from .service import ServeService
 from .settings import ModelServeSettings
 
 DEFAULT_PORT = 32080  # the port of Submarine's examples
-REQUEST_THREADS = 8
+REQUEST_THREADS = 4
 COPY_THREADS = 2
 
 

@@ -81,6 +81,12 @@ class LocalBackend(LoggingConfigurable):
         help="Seconds one status read may wait for the model server (also bounded by the "
         "service's list deadline).",
     )
+    niceness = Int(
+        5,
+        config=True,
+        help="Scheduling niceness of the model server process (0: as the Jupyter server), so "
+        "loading models never starves the Jupyter server and kernels on the same machine.",
+    )
     port_release_timeout = Float(
         10.0,
         config=True,
@@ -271,6 +277,11 @@ class LocalBackend(LoggingConfigurable):
         # server's start-up must not kill it (the server installs its handler, then reads config).
         nohup = shutil.which("nohup")
         command = [nohup, *command] if nohup else command
+        # Loading models takes every core it can get: below the Jupyter server and kernels on
+        # the same machine, it never makes the notebook stall.
+        nice = shutil.which("nice")
+        if nice and self.niceness:
+            command = [nice, "-n", str(self.niceness), *command]
         command += [
             f"--port={free_port()}",
             f"--rest_api_port={port}",
