@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -145,3 +146,42 @@ def model_server_pid(state_dir: str | Path) -> int | None:
     if stat.is_file() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
         return None  # exited, not reaped yet
     return pid
+
+
+def model_server_processes(data_dir: str | Path) -> list[int]:
+    """Live processes started with the model config of a Jupyter data dir's local backend."""
+    config = str(Path(data_dir) / "modelserve" / "server" / "models.config").encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            if state != "Z" and config in (proc / "cmdline").read_bytes():
+                found.append(int(proc.name))
+        except (OSError, IndexError):
+            continue
+    return found
+
+
+def kill_model_server(data_dir: str | Path, timeout: float = 10) -> None:
+    """Teardown: end the local model server of a Jupyter data dir, stopped (SIGSTOP) or not.
+
+    Signals the process directly: `jupyter modelserve stop-server` costs a Python start and
+    Jupyter's imports (about 2 s) for what a SIGTERM does.
+    """
+    pids = model_server_processes(data_dir)
+    for pid in pids:
+        _signal(pid, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
+        _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pids and time.monotonic() < deadline:
+        pids = [pid for pid in pids if pid in model_server_processes(data_dir)]
+        time.sleep(0.05)
+    for pid in pids:
+        _signal(pid, signal.SIGKILL)
+
+
+def _signal(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+        os.kill(pid, signum)

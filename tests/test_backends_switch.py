@@ -18,7 +18,7 @@ from jupyter_modelserve.app import ModelServeApp
 from .conftest import SEED_BODY, Api, post_json, server_config
 from .kube.fixtures import KubeCluster
 from .kube.kubelet import StandInKubelet
-from .servers import JupyterProcess
+from .servers import JupyterProcess, kill_model_server
 
 PREDICT = {"instances": [1.0, 2.0, 5.0]}
 PREDICTED = {"predictions": [2.5, 3.0, 4.5]}
@@ -44,7 +44,7 @@ def local_jupyter(tmp_path: Path, half_plus_two: Path) -> Iterator[tuple[Jupyter
         yield local, envelope["result"]["url"]
     finally:
         local.stop()
-        local.stop_model_server()
+        kill_model_server(local.env["JUPYTER_DATA_DIR"])
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from jupyter_client.manager import KernelManager
 
-from .servers import JupyterProcess
+from .servers import JupyterProcess, kill_model_server
 
 
 class Kernel:
@@ -55,7 +55,7 @@ def jupyter_and_kernel(tmp_path: Path) -> Iterator[tuple[JupyterProcess, Kernel]
     finally:
         kernel.stop()
         jupyter.stop()
-        jupyter.stop_model_server()
+        kill_model_server(jupyter.env["JUPYTER_DATA_DIR"])
 
 
 def test_a_kernel_serve_is_listed_by_rest_and_a_rest_delete_reaches_the_kernel(
