@@ -7,13 +7,16 @@ runs and reconciles, then the local one comes back.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from jupyter_modelserve.app import ModelServeApp
+from jupyter_modelserve.backends import manifests
+from jupyter_modelserve.backends.base import ServeSpec
+from jupyter_modelserve.backends.manifests import ClusterSettings
 
 from .conftest import SEED_BODY, Api, post_json, server_config
 from .kube.fixtures import KubeCluster
@@ -47,11 +50,44 @@ def local_jupyter(tmp_path: Path, half_plus_two: Path) -> Iterator[tuple[Jupyter
         kill_model_server(local.env["JUPYTER_DATA_DIR"])
 
 
+ORPHAN = ServeSpec("orphan", 1, "/models/orphan/1")
+
+
+@pytest.fixture
+def orphan_deployment(
+    kube_cluster: KubeCluster, kube_namespace: str
+) -> Iterator[Callable[[], Any]]:
+    """A Deployment of ours that no serve row wants; reads it back (None once it is gone).
+
+    Its removal shows that the kubernetes server's start-up reconcile ran.
+    """
+    from kubernetes import client
+
+    api_client = kube_cluster.api_client()
+    apps = client.AppsV1Api(api_client)
+    settings = ClusterSettings(
+        namespace=kube_namespace, model_volume="models", artifact_root="/models"
+    )
+    body: Any = manifests.deployment(ORPHAN, settings)  # the client takes a plain dict too
+    apps.create_namespaced_deployment(kube_namespace, body)
+    name = manifests.object_name(ORPHAN)
+
+    def read() -> Any:
+        found: list[Any] = apps.list_namespaced_deployment(kube_namespace).items
+        return next((d for d in found if d.metadata.name == name), None)
+
+    yield read
+    api_client.close()
+
+
 @pytest.fixture
 def jp_server_config(
-    local_jupyter: tuple[JupyterProcess, str], kube_cluster: KubeCluster, kube_namespace: str
+    local_jupyter: tuple[JupyterProcess, str],
+    orphan_deployment: Callable[[], Any],
+    kube_cluster: KubeCluster,
+    kube_namespace: str,
 ) -> dict[str, Any]:
-    # Depends on local_jupyter so the local serve exists before this server starts.
+    # Depends on local_jupyter and the orphan so both exist before this server starts.
     return server_config(
         ModelServeApp={"backend": "kubernetes"},
         KubernetesBackend={
@@ -66,15 +102,17 @@ async def test_local_serves_are_not_listed_or_touched_by_a_kubernetes_server_and
     api: Api,
     modelserve_app: ModelServeApp,
     local_jupyter: tuple[JupyterProcess, str],
+    orphan_deployment: Callable[[], Any],
     kubelet: StandInKubelet,
     half_plus_two: Path,
 ) -> None:
     # Given simple 1 AVAILABLE on the local backend, then a Jupyter server on the same registry
-    # with the kubernetes backend, holding the reconciler lease: its start-up reconcile ran
+    # with the kubernetes backend, whose start-up reconcile ran: it removed the orphan
     local, url = local_jupyter
     service = modelserve_app.service
     assert service is not None and service.backend.name == "kubernetes"
-    assert service.reconciler.is_holder
+    orphan = orphan_deployment()
+    assert orphan is None or orphan.metadata.deletion_timestamp is not None, orphan
 
     # Then the kubernetes server does not list the local serve
     code, listed = await api("GET", "/api/v1/serve")
