@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
+import time
 from typing import Any
 
 from anyio import CapacityLimiter, to_thread
@@ -22,6 +24,7 @@ from .settings import ModelServeSettings
 DEFAULT_PORT = 32080  # the port of Submarine's examples
 REQUEST_THREADS = 4
 COPY_THREADS = 2
+STOP_WAIT_SECONDS = 30.0  # a reconcile still running when the server stops
 
 
 class ModelServeApp(ModelServeSettings, ExtensionApp):
@@ -122,6 +125,11 @@ class ModelServeApp(ModelServeSettings, ExtensionApp):
     async def stop_extension(self) -> None:
         if self._reconciler is not None:
             self._reconciler.stop()
+        # A tick still running holds an extension thread: let it end (bounded), or the idle
+        # worker thread it leaves keeps the process from exiting on SIGTERM.
+        deadline = time.monotonic() + STOP_WAIT_SECONDS
+        while self._ticking and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         if self.service is not None:
             await to_thread.run_sync(self.service.close, limiter=self.threads)
 

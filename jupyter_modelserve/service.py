@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from .backends.base import Backend, Observation, Observed, ServeSpec
-from .errors import BackendUnavailable, InvalidInput, ModelServeError, NotFound
+from .errors import BackendUnavailable, Conflict, InvalidInput, ModelServeError, NotFound
 from .locks import KeyedLocks
 from .reconciler import Reconciler
 from .registry.model_registry import DEFAULT_MAX_ARTIFACT_BYTES, ModelRegistry
@@ -97,6 +97,7 @@ class ServeService:
             self.backend.validate(spec)  # a 400 before anything is created
             record, created = self.store.insert_serve(name, version, self.backend.name, None)
             if not created:
+                self._refuse_foreign(record)
                 if record.state is ServeState.DELETING:
                     raise BackendUnavailable(
                         f"model {name!r} version {version} is being deleted; "
@@ -352,7 +353,18 @@ class ServeService:
         if record is None:
             self.store.get_model_version(name, version)  # 404 for an unknown model first
             raise NotFound(f"model {name!r} version {version} is not served")
+        self._refuse_foreign(record)
         return record
+
+    def _refuse_foreign(self, record: ServeRecord) -> None:
+        """A serve another backend runs (the server was switched) is left alone, never read,
+        redeployed or deleted through this one."""
+        if record.backend != self.backend.name:
+            raise Conflict(
+                f"model {record.model_name!r} version {record.model_version} is served by the "
+                f"{record.backend} backend, not this server's {self.backend.name} backend; "
+                f"manage it from a server with c.ModelServeApp.backend = {record.backend!r}"
+            )
 
     def _serialized(
         self, name: str, version: int, timeout: float | None = None

@@ -142,11 +142,6 @@ async def test_local_serves_are_not_listed_or_touched_by_a_kubernetes_server_and
     assert await post_json(url, PREDICT) == (200, PREDICTED)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ServeService's by-name doors (get, create, delete) use a row whatever its backend: "
-    "a kubernetes server marks a local serve FAILED, redeploys it on the cluster, deletes its row",
-)
 async def test_a_kubernetes_server_asked_for_a_local_serve_by_name_leaves_it_alone(
     api: Api, modelserve_app: ModelServeApp, local_jupyter: tuple[JupyterProcess, str]
 ) -> None:

@@ -44,14 +44,21 @@ SERVICE_SUITE: tuple[ModuleType, ...] = (
 )
 
 
+def _is_fixture(value: Any) -> bool:
+    return hasattr(value, "_fixture_function_marker") or hasattr(value, "_pytestfixturefunction")
+
+
 def _collect_again(modules: tuple[ModuleType, ...]) -> dict[str, Any]:
-    """Each module's tests under a new name here, where the fixtures below apply to them."""
-    tests = {}
+    """Each module's tests under a new name here, where the fixtures below apply to them, and
+    the fixtures those modules define for their own tests (this module's own win)."""
+    tests: dict[str, Any] = {}
     for module in modules:
         short = module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
         for name, value in vars(module).items():
             if name.startswith("test_") and callable(value):
                 tests[f"test_on_postgres__{short}__{name.removeprefix('test_')}"] = value
+            elif _is_fixture(value) and name not in globals():
+                tests[name] = value
     return tests
 
 
