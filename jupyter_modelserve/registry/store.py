@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Select, and_, delete, func, select
+from sqlalchemy import Engine, Select, and_, delete, func, select, update
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -338,17 +338,13 @@ class RegistryStore:
         With `expected`, nothing changes unless the row is still in that state: a reconcile
         that read the row before a concurrent delete must not bring it back to life.
         """
+        if expected is not None:
+            self._update_serve_if(name, version, expected, state, reason, url)
+            return self.get_serve(name, version)
         with self._session() as session:
-            row = session.get(orm.Serve, (name, version), with_for_update=expected is not None)
+            row = session.get(orm.Serve, (name, version))
             if row is None:
                 return None
-            source = session.scalar(
-                select(orm.ModelVersion.source).where(
-                    orm.ModelVersion.name == name, orm.ModelVersion.version == version
-                )
-            )
-            if expected is not None and row.state != expected.value:
-                return serve_record(row, source)
             now = orm.utcnow()
             if phase(row.state) != phase(state.value):
                 row.state_since = now
@@ -357,7 +353,36 @@ class RegistryStore:
             row.state = state.value
             row.reason = reason
             row.url = url or row.url
-            return serve_record(row, source)
+        return self.get_serve(name, version)
+
+    def _update_serve_if(
+        self,
+        name: str,
+        version: int,
+        expected: ServeState,
+        state: ServeState,
+        reason: str | None,
+        url: str | None,
+    ) -> None:
+        """One conditional UPDATE: atomic on every database. A read-then-write is not on
+        SQLite, whose driver starts the transaction only at the write, so two readers of the
+        same old state would both write."""
+        now = orm.utcnow()
+        values: dict[str, object] = {"state": state.value, "reason": reason, "updated_at": now}
+        if url:
+            values["url"] = url
+        if phase(expected.value) != phase(state.value):
+            values["state_since"] = now
+        with self._session() as session:
+            session.execute(
+                update(orm.Serve)
+                .where(
+                    orm.Serve.model_name == name,
+                    orm.Serve.model_version == version,
+                    orm.Serve.state == expected.value,
+                )
+                .values(**values)
+            )
 
     def delete_serve(self, name: str, version: int) -> None:
         with self._session() as session:
