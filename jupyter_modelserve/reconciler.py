@@ -72,7 +72,7 @@ class Reconciler:
     def request(self) -> None:
         """Ask for a reconcile soon: wakes this process's own, and tells another holder."""
         self._wake.set()
-        if self._held:
+        if self.is_holder:
             return
         now = time.monotonic()
         if now - self._last_request_sent < REQUEST_EVERY_SECONDS:

@@ -235,10 +235,6 @@ class LocalBackend(LoggingConfigurable):
         port = info["port"] if info else self._last_port() or self.rest_api_port or 0
         return f"http://{HOST}:{port}"
 
-    def server_pid(self) -> int | None:
-        info = self._running_info()
-        return int(info["pid"]) if info else None
-
     def stop_server(self, timeout: float = 15.0) -> None:
         """Stop the model server (used by tests and `jupyter modelserve stop-server`)."""
         with self._locked():

@@ -39,7 +39,7 @@ from jupyter_modelserve.service import ServeService
 
 from ..conftest import eventually, server_config
 from ..contract import RouteCall, route_calls
-from ..servers import TOKEN
+from ..servers import TOKEN, model_server_pid
 from . import tally
 from .conftest import Jupyter, Pinger
 
@@ -375,7 +375,7 @@ def stalled(service: ServeService, half_plus_two: Path) -> Iterator[ServeService
     service.create("simple", 1)
     view = service.wait("simple", 1, 120)
     assert view.state.value == "AVAILABLE", view
-    pid = service.backend.server_pid()  # type: ignore[attr-defined]
+    pid = model_server_pid(service.backend.dir)  # type: ignore[attr-defined]
     assert pid is not None
     os.kill(pid, signal.SIGSTOP)
     tally.fault()

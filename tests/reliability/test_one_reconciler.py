@@ -18,6 +18,7 @@ from jupyter_modelserve.registry.store import RegistryStore
 from jupyter_modelserve.schemas import ServeState
 from jupyter_modelserve.service import ServeService
 
+from ..servers import model_server_pid
 from .tally import tally
 
 Services = Callable[[], ServeService]
@@ -105,7 +106,7 @@ def test_a_kernel_with_no_jupyter_server_restarts_its_crashed_model_server(
     assert view.state is ServeState.AVAILABLE
     kernel.reconciler.start_thread()
     backend: Any = kernel.backend
-    crashed = backend.server_pid()
+    crashed = model_server_pid(backend.dir)
     port = backend.base_url()
 
     # When its model server is killed
@@ -115,7 +116,7 @@ def test_a_kernel_with_no_jupyter_server_restarts_its_crashed_model_server(
     # Then the kernel's own reconciler starts it again, on the same port, with the model
     poll(
         lambda: (
-            backend.server_pid() not in (None, crashed)
+            model_server_pid(backend.dir) not in (None, crashed)
             and kernel.get("simple", 1).state is ServeState.AVAILABLE
         ),
         120,
