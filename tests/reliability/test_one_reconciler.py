@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from jupyter_modelserve.schemas import ServeState
 from jupyter_modelserve.service import ServeService
 
 from ..servers import model_server_pid
+from .conftest import poll
 from .tally import tally
 
 Services = Callable[[], ServeService]
@@ -49,16 +49,6 @@ def services(tmp_path: Path) -> Iterator[Services]:
         made[0].backend.stop_server()  # type: ignore[attr-defined]
     for service in made:
         service.close()
-
-
-def poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def test_only_one_process_holds_the_lease_and_another_takes_over_when_it_stops(
