@@ -19,9 +19,10 @@ from typing import Any
 import requests
 import tornado.netutil
 
+from jupyter_modelserve.modelserver.errors import ServingError
 from jupyter_modelserve.modelserver.guard import RequestPolicy
 from jupyter_modelserve.modelserver.http import make_server
-from jupyter_modelserve.modelserver.manager import ModelManager
+from jupyter_modelserve.modelserver.manager import LOADING, START, UNLOADING, ModelManager
 from jupyter_modelserve.tfserving.model_config import ModelConfig, VersionPolicy
 
 from . import tf_models
@@ -125,8 +126,26 @@ def wait_for(check: Callable[[], Any], timeout: float = TIMEOUT, what: str = "co
         time.sleep(0.01)  # the poll interval, not a synchronisation delay
 
 
-def wait_idle(manager: ModelManager) -> None:
-    assert manager.wait_until(manager.is_idle, TIMEOUT), "loads did not finish in time"
+def is_settled(manager: ModelManager, *names: str) -> bool:
+    """True when no version of the named models is starting, loading or unloading.
+
+    Read through `status()`, the call the REST API answers from, so the tests wait on what a
+    client can see rather than on the manager's internals.
+    """
+    for name in names:
+        try:
+            states = {s.state for s in manager.status(name)}
+        except ServingError:  # no versions at all: nothing left to settle
+            continue
+        if states & {START, LOADING, UNLOADING}:
+            return False
+    return True
+
+
+def wait_idle(manager: ModelManager, *names: str) -> None:
+    """Wait until the named models' loads and unloads have finished."""
+    assert names, "name the models to wait for"
+    wait_for(lambda: is_settled(manager, *names), what=f"loads of {', '.join(names)}")
 
 
 @contextmanager

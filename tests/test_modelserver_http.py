@@ -32,7 +32,7 @@ def url(bases: dict[str, Path]) -> Iterator[str]:
             config("classify_v1", bases["classify_v1"]),
         ]
     )
-    wait_idle(manager)
+    wait_idle(manager, "half_plus_two", "multi_io", "strings", "classify_v1")
     with serve(manager) as base_url:
         yield base_url
     manager.close()

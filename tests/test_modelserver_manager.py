@@ -15,7 +15,16 @@ from jupyter_modelserve.modelserver.manager import ModelManager, default_loader
 from jupyter_modelserve.modelserver.servable import Servable
 from jupyter_modelserve.tfserving.model_config import ModelConfig, VersionPolicy
 
-from .modelserver_fixtures import TIMEOUT, config, serve, state_of, status_of, wait_for, wait_idle
+from .modelserver_fixtures import (
+    TIMEOUT,
+    config,
+    is_settled,
+    serve,
+    state_of,
+    status_of,
+    wait_for,
+    wait_idle,
+)
 from .tf_models import build_half_plus_two
 
 
@@ -98,7 +107,7 @@ def test_failed_loads_end_with_an_error_and_retry_when_the_folder_changes(
     (base / "2").mkdir()
     (base / "2" / "saved_model.pb").write_bytes(b"\xff garbage")
     manager.apply_config([config("broken", base, VersionPolicy.all())])
-    wait_idle(manager)
+    wait_idle(manager, "broken")
 
     status = status_of(url, "broken")
     assert status[1]["state"] == "END"
@@ -109,12 +118,12 @@ def test_failed_loads_end_with_an_error_and_retry_when_the_folder_changes(
     assert predict(url, "broken").status_code == 404
 
     manager.poll()  # an unchanged broken folder is not retried on every poll
-    assert manager.is_idle() and status_of(url, "broken")[1]["state"] == "END"
+    assert is_settled(manager, "broken") and status_of(url, "broken")[1]["state"] == "END"
 
     shutil.rmtree(base / "1")
     copy_version(model_v1, base, 1)
     manager.poll()
-    wait_idle(manager)
+    wait_idle(manager, "broken")
     assert state_of(url, "broken", 1) == "AVAILABLE"
 
 
@@ -124,7 +133,7 @@ def test_missing_specific_version_is_not_found_until_its_folder_appears(
     base = tmp_path / "spec"
     copy_version(model_v1, base, 1)
     manager.apply_config([config("spec", base, VersionPolicy.specific([1, 3]))])
-    wait_idle(manager)
+    wait_idle(manager, "spec")
     status = status_of(url, "spec")
     assert status[1]["state"] == "AVAILABLE"
     assert status[3]["state"] == "END"
@@ -133,7 +142,7 @@ def test_missing_specific_version_is_not_found_until_its_folder_appears(
 
     copy_version(model_v1, base, 3)
     manager.poll()
-    wait_idle(manager)
+    wait_idle(manager, "spec")
     assert state_of(url, "spec", 3) == "AVAILABLE"
     assert predict(url, "spec", "/versions/3").json() == {"predictions": [2.5]}
 
@@ -145,19 +154,19 @@ def test_reload_adds_and_removes_models_without_reloading_unchanged_ones(
         copy_version(model_v1, tmp_path / name, 1)
     a, b = config("a", tmp_path / "a"), config("b", tmp_path / "b")
     manager.apply_config([a])
-    wait_idle(manager)
+    wait_idle(manager, "a")
     manager.apply_config([a, b])
-    wait_idle(manager)
+    wait_idle(manager, "a", "b")
     assert loader.calls == {("a", 1): 1, ("b", 1): 1}
     assert predict(url, "b").status_code == 200
 
     # A label change alone keeps the loaded version.
     manager.apply_config([config("a", tmp_path / "a", stable=1), b])
-    wait_idle(manager)
+    wait_idle(manager, "a", "b")
     assert predict(url, "a", "/labels/stable").status_code == 200
 
     manager.apply_config([b])
-    wait_idle(manager)
+    wait_idle(manager, "a", "b")
     assert status_of(url, "a")[1]["state"] == "END"  # stays visible, like TF Serving's monitor
     assert status_of(url, "a")[1]["status"]["error_code"] == "OK"
     assert predict(url, "a").status_code == 404
@@ -165,7 +174,7 @@ def test_reload_adds_and_removes_models_without_reloading_unchanged_ones(
     assert loader.calls == {("a", 1): 1, ("b", 1): 1}
 
     manager.apply_config([a, b])
-    wait_idle(manager)
+    wait_idle(manager, "a", "b")
     assert state_of(url, "a", 1) == "AVAILABLE"
     assert loader.calls == {("a", 1): 2, ("b", 1): 1}
 
@@ -176,7 +185,7 @@ def test_new_version_is_picked_up_and_the_old_one_kept_until_it_is_available(
     base = tmp_path / "grow"
     copy_version(model_v1, base, 1)
     manager.apply_config([config("grow", base)])
-    wait_idle(manager)
+    wait_idle(manager, "grow")
 
     copy_version(model_v1, base, 2)
     loader.held.add("grow")
@@ -186,7 +195,7 @@ def test_new_version_is_picked_up_and_the_old_one_kept_until_it_is_available(
     assert predict(url, "grow").status_code == 200
 
     loader.gate.set()
-    wait_idle(manager)
+    wait_idle(manager, "grow")
     states = [s["state"] for s in status_of(url, "grow").values()]
     assert states == ["AVAILABLE", "END"]  # newest first, as TF Serving lists them
     assert state_of(url, "grow", 1) == "END"
@@ -204,7 +213,7 @@ def test_model_without_versions_and_unsupported_platform(
             ModelConfig("other", str(tmp_path / "other"), model_platform="pytorch"),
         ]
     )
-    wait_idle(manager)
+    wait_idle(manager, "ghost", "other")
     response = requests.get(f"{url}/v1/models/ghost", timeout=TIMEOUT)
     assert response.status_code == 404
     assert response.json() == {"error": "Could not find any versions of model ghost"}

@@ -74,7 +74,6 @@ class ModelManager:
     def __init__(self, loader: Loader | None = None, load_threads: int = 4) -> None:
         self._loader = loader or default_loader
         self._lock = threading.RLock()
-        self._changed = threading.Condition(self._lock)
         self._models: dict[str, _Model] = {}
         self._pool = ThreadPoolExecutor(load_threads, thread_name_prefix="modelserver-load")
 
@@ -103,7 +102,6 @@ class ModelManager:
                     log.info("Configuring model %s from %s", servable_id(name), config.base_path)
                 model.config = config  # labels may change without touching loaded versions
                 self._reconcile(name, model)
-            self._changed.notify_all()
 
     def poll(self) -> None:
         """Rescan every base path, picking up new version folders per the version policy."""
@@ -111,7 +109,6 @@ class ModelManager:
             for name, model in self._models.items():
                 if model.config is not None:
                     self._reconcile(name, model)
-            self._changed.notify_all()
 
     def _reconcile(self, name: str, model: _Model) -> None:
         config = model.config
@@ -168,7 +165,6 @@ class ModelManager:
                 self._finish_load(name, entry, None, "OK", "")
                 return
             entry.state = LOADING
-            self._changed.notify_all()
         log.info(
             "Loading servable version %s from %s", servable_id(name, entry.version), entry.path
         )
@@ -197,7 +193,6 @@ class ModelManager:
             model = self._models.get(name)
             if model is not None:
                 self._unload_unwanted(name, model)  # an old version may have waited for this one
-            self._changed.notify_all()
 
     def _unload_unwanted(self, name: str, model: _Model, force: bool = False) -> None:
         unwanted = [
@@ -227,7 +222,6 @@ class ModelManager:
             entry.servable = None
             entry.state = END
             log.info("Done unloading servable version %s", servable_id(name, entry.version))
-            self._changed.notify_all()
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -271,19 +265,6 @@ class ModelManager:
                 if not entries:
                     raise not_found(f"Could not find version {version} of model {name}")
             return [VersionStatus(v, e.state, e.error_code, e.error_message) for v, e in entries]
-
-    def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        """Block until `predicate()` holds (checked on every state change) or `timeout` passes."""
-        with self._changed:
-            return self._changed.wait_for(predicate, timeout)
-
-    def is_idle(self) -> bool:
-        """True when no version is starting, loading or unloading."""
-        with self._lock:
-            busy = (START, LOADING, UNLOADING)
-            return not any(
-                e.state in busy for m in self._models.values() for e in m.versions.values()
-            )
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

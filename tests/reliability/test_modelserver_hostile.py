@@ -66,7 +66,7 @@ def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def manager(bases: dict[str, Path]) -> Iterator[ModelManager]:
     manager = ModelManager()
     manager.apply_config([config(name, base) for name, base in bases.items()])
-    wait_idle(manager)
+    wait_idle(manager, *bases)
     yield manager
     manager.close()
 
