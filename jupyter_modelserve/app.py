@@ -1,9 +1,8 @@
-"""The Jupyter server extension, and the `jupyter modelserve` command."""
+"""The Jupyter server extension, which `jupyter modelserve` (cli.py) also starts on its own."""
 
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from typing import Any
 
@@ -13,7 +12,7 @@ from tornado.ioloop import PeriodicCallback
 from traitlets import Bool
 
 from ._version import __version__
-from .cli import RegisterApp, StopServerApp
+from .cli import SUBCOMMANDS
 from .handlers import ROUTES
 from .reconciler import TICK_SECONDS
 from .registry.database import redacted
@@ -47,9 +46,8 @@ class ModelServeApp(ModelServeSettings, ExtensionApp):
             f"Register the example model {DEMO_MODEL!r} version 1 first (built on first use).",
         )
     }
-    subcommands = {
-        "register": (RegisterApp, RegisterApp.description.splitlines()[0]),
-        "stop-server": (StopServerApp, StopServerApp.description.splitlines()[0]),
+    subcommands = {  # for --help: cli.main dispatches them before this class is imported
+        name: (app, app.description.splitlines()[0]) for name, app in SUBCOMMANDS.items()
     }
 
     service: ServeService | None = None
@@ -132,7 +130,3 @@ class ModelServeApp(ModelServeSettings, ExtensionApp):
             await asyncio.sleep(0.05)
         if self.service is not None:
             await to_thread.run_sync(self.service.close, limiter=self.threads)
-
-
-def main(argv: list[str] | None = None) -> None:
-    ModelServeApp.launch_instance(argv if argv is not None else sys.argv[1:])

@@ -18,7 +18,7 @@ import requests
 TOKEN = "test-token"
 # What the `jupyter-modelserve` script runs, with this very Python (`-m ...app` would load the
 # module twice, as __main__ and as jupyter_modelserve.app).
-_LAUNCH = "import sys; from jupyter_modelserve.app import main; main(sys.argv[1:])"
+_LAUNCH = "import sys; from jupyter_modelserve.cli import main; main(sys.argv[1:])"
 
 
 def free_port() -> int:
@@ -167,8 +167,8 @@ def model_server_processes(data_dir: str | Path) -> list[int]:
 def kill_model_server(data_dir: str | Path, timeout: float = 10) -> None:
     """Teardown: end the local model server of a Jupyter data dir, stopped (SIGSTOP) or not.
 
-    Signals the process directly: `jupyter modelserve stop-server` costs a Python start and
-    Jupyter's imports (about 2 s) for what a SIGTERM does.
+    Signals the process directly rather than running `jupyter modelserve stop-server`, so a
+    process stopped with SIGSTOP, which cannot act on the CLI's SIGTERM, ends too.
     """
     pids = model_server_processes(data_dir)
     for pid in pids:

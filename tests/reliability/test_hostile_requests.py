@@ -41,7 +41,7 @@ from ..conftest import eventually, server_config
 from ..contract import RouteCall, route_calls
 from ..servers import TOKEN, model_server_pid
 from . import tally
-from .conftest import Jupyter, Pinger
+from .conftest import Jupyter, Pinger, register, stop_everything
 
 # Every line break str.splitlines() knows, and control characters that are not line breaks.
 # (A lone surrogate cannot travel in a URL or argv; the parser tests cover it in JSON.)
@@ -72,9 +72,14 @@ NAMELESS = {
 PATH_BODIES = {"PATCH": {"description": "x"}, "POST": {"instances": [1.0]}}
 
 
-@pytest.fixture
-def server(simple_server: Jupyter) -> Jupyter:
-    return simple_server
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, half_plus_two: Path) -> Iterator[Jupyter]:
+    """One server for the module's tests, which leave its registry and serves as they found them."""
+    jupyter = Jupyter(tmp_path_factory.mktemp("hostile"), {"LocalBackend": {"rest_api_port": 0}})
+    jupyter.start()
+    register(jupyter, "simple", half_plus_two)
+    yield jupyter
+    stop_everything(jupyter)
 
 
 def send(
