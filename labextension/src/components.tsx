@@ -1,0 +1,331 @@
+/**
+ * The sidebar's React view: pure rendering of a Snapshot, with the actions
+ * passed in, so it renders the same in the browser and in unit tests.
+ */
+import { Button, refreshIcon } from '@jupyterlab/ui-components';
+import React, { useState } from 'react';
+
+import { ModelVersion, PredictAnswer, Serve, ServeState } from './client';
+import { Snapshot, serveKey } from './model';
+
+/** What the view may ask for; each returns once the server answered. */
+export interface PanelActions {
+  refresh(): void;
+  serve(name: string, version: number): void;
+  stop(name: string, version: number): void;
+  /** Rejects with the server's message; the row shows nothing then. */
+  logs(name: string, version: number): Promise<string[]>;
+  predict(proxyUrl: string, body: string): Promise<PredictAnswer>;
+  copy(text: string): void;
+}
+
+export const DEFAULT_REQUEST = '{"instances": [1.0, 2.0, 5.0]}';
+
+/** The curl line that posts a request to a serve's TF Serving URL. */
+export function curlCommand(url: string, body: string = DEFAULT_REQUEST): string {
+  const quoted = `'${body.replace(/'/g, "'\\''")}'`;
+  return `curl -X POST -H 'Content-Type: application/json' -d ${quoted} '${url}'`;
+}
+
+export interface PanelProps {
+  snapshot: Snapshot | null;
+  error: string | null;
+  actions: PanelActions;
+}
+
+export function ModelServePanel({ snapshot, error, actions }: PanelProps): JSX.Element {
+  return (
+    <div className="jp-ModelServe">
+      <header className="jp-ModelServe-header">
+        <h2 className="jp-ModelServe-title">Model Serving</h2>
+        <Button
+          minimal
+          small
+          className="jp-ModelServe-refresh"
+          aria-label="Refresh"
+          title="Refresh"
+          onClick={() => actions.refresh()}
+        >
+          <refreshIcon.react tag="span" elementPosition="center" />
+        </Button>
+      </header>
+      <div className="jp-ModelServe-error" role="alert">
+        {error}
+      </div>
+      {snapshot === null ? (
+        <p className="jp-ModelServe-empty">Loading…</p>
+      ) : snapshot.models.length === 0 ? (
+        <p className="jp-ModelServe-empty">
+          No registered models yet. Right-click a SavedModel folder in the file browser and choose
+          “Register as model…”.
+        </p>
+      ) : (
+        snapshot.models.map(model => (
+          <section
+            key={model.name}
+            className="jp-ModelServe-model"
+            role="group"
+            aria-label={model.name}
+          >
+            <h3 className="jp-ModelServe-modelName">{model.name}</h3>
+            {model.versions.length === 0 ? (
+              <p className="jp-ModelServe-empty">No versions.</p>
+            ) : (
+              model.versions.map(version => (
+                <VersionRow
+                  key={version.version}
+                  version={version}
+                  serve={snapshot.serves.get(serveKey(model.name, version.version)) ?? null}
+                  actions={actions}
+                />
+              ))
+            )}
+          </section>
+        ))
+      )}
+    </div>
+  );
+}
+
+const STATE_HELP: Record<ServeState, string> = {
+  PENDING: 'Waiting for a model server',
+  LOADING: 'The model server is loading this version',
+  AVAILABLE: 'Serving predictions',
+  FAILED: 'The serve failed',
+  DELETING: 'Stopping'
+};
+
+export function StateBadge({ serve }: { serve: Serve | null }): JSX.Element {
+  if (serve === null) {
+    return (
+      <span className="jp-ModelServe-badge" data-state="NONE" title="Not served">
+        not served
+      </span>
+    );
+  }
+  return (
+    <span
+      className="jp-ModelServe-badge"
+      data-state={serve.state}
+      title={serve.reason ?? STATE_HELP[serve.state]}
+    >
+      {serve.state}
+    </span>
+  );
+}
+
+export interface VersionRowProps {
+  version: ModelVersion;
+  serve: Serve | null;
+  actions: PanelActions;
+}
+
+export function VersionRow({ version, serve, actions }: VersionRowProps): JSX.Element {
+  const name = version.name;
+  const n = version.version;
+  const label = `${name} version ${n}`;
+  const servable = serve === null || serve.state === 'FAILED';
+  return (
+    <div className="jp-ModelServe-version" data-model={name} data-version={String(n)}>
+      <div className="jp-ModelServe-versionHead">
+        <span className="jp-ModelServe-versionNumber">v{n}</span>
+        <StateBadge serve={serve} />
+        <span className="jp-ModelServe-actions">
+          {servable && (
+            <Button small aria-label={`Serve ${label}`} onClick={() => actions.serve(name, n)}>
+              Serve
+            </Button>
+          )}
+          {serve !== null && (
+            <Button
+              small
+              className="jp-mod-styled jp-mod-warn"
+              aria-label={`Stop ${label}`}
+              disabled={serve.state === 'DELETING'}
+              onClick={() => actions.stop(name, n)}
+            >
+              Stop
+            </Button>
+          )}
+        </span>
+      </div>
+      {serve?.state === 'FAILED' && (
+        <details className="jp-ModelServe-reason" open>
+          <summary>Why it failed</summary>
+          <p>{serve.reason ?? 'No reason was given.'}</p>
+        </details>
+      )}
+      {serve !== null && <Endpoints serve={serve} label={label} actions={actions} />}
+      {serve?.state === 'AVAILABLE' && serve.proxyUrl && (
+        <TryIt proxyUrl={serve.proxyUrl} label={label} actions={actions} />
+      )}
+      {serve !== null && <Logs name={name} version={n} label={label} actions={actions} />}
+    </div>
+  );
+}
+
+function Endpoints({
+  serve,
+  label,
+  actions
+}: {
+  serve: Serve;
+  label: string;
+  actions: PanelActions;
+}): JSX.Element | null {
+  if (!serve.url && !serve.proxyUrl) {
+    return null;
+  }
+  return (
+    <dl className="jp-ModelServe-endpoints">
+      {serve.url && (
+        <>
+          <dt>URL</dt>
+          <dd>
+            <code className="jp-ModelServe-url">{serve.url}</code>
+            <Button
+              small
+              minimal
+              aria-label={`Copy URL of ${label}`}
+              onClick={() => actions.copy(serve.url!)}
+            >
+              Copy
+            </Button>
+          </dd>
+        </>
+      )}
+      {serve.proxyUrl && (
+        <>
+          <dt>Proxy URL</dt>
+          <dd>
+            <code className="jp-ModelServe-proxyUrl">{serve.proxyUrl}</code>
+            <Button
+              small
+              minimal
+              aria-label={`Copy proxy URL of ${label}`}
+              onClick={() => actions.copy(serve.proxyUrl!)}
+            >
+              Copy
+            </Button>
+          </dd>
+        </>
+      )}
+      {serve.url && (
+        <>
+          <dt>curl</dt>
+          <dd>
+            <code className="jp-ModelServe-curl">{curlCommand(serve.url)}</code>
+            <Button
+              small
+              minimal
+              aria-label={`Copy curl command for ${label}`}
+              onClick={() => actions.copy(curlCommand(serve.url!))}
+            >
+              Copy
+            </Button>
+          </dd>
+        </>
+      )}
+    </dl>
+  );
+}
+
+/** Try it: post a JSON request through the Jupyter server's proxy. */
+export function TryIt({
+  proxyUrl,
+  label,
+  actions
+}: {
+  proxyUrl: string;
+  label: string;
+  actions: PanelActions;
+}): JSX.Element {
+  const [request, setRequest] = useState(DEFAULT_REQUEST);
+  const [output, setOutput] = useState<{ text: string; failed: boolean } | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  const onPredict = async (): Promise<void> => {
+    try {
+      JSON.parse(request);
+    } catch (error) {
+      setOutput({ text: `The request is not valid JSON: ${String(error)}`, failed: true });
+      return;
+    }
+    setBusy(true);
+    try {
+      const answer = await actions.predict(proxyUrl, request);
+      setOutput(
+        answer.ok ? { text: answer.text, failed: false } : { text: answer.error!, failed: true }
+      );
+    } catch (error) {
+      setOutput({ text: error instanceof Error ? error.message : String(error), failed: true });
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <div className="jp-ModelServe-tryIt">
+      <label className="jp-ModelServe-tryItLabel">
+        Try it
+        <textarea
+          className="jp-ModelServe-request"
+          aria-label={`Request for ${label}`}
+          value={request}
+          rows={3}
+          spellCheck={false}
+          onChange={event => setRequest(event.target.value)}
+        />
+      </label>
+      <Button
+        small
+        aria-label={`Predict with ${label}`}
+        disabled={busy}
+        onClick={() => void onPredict()}
+      >
+        Predict
+      </Button>
+      <output
+        className="jp-ModelServe-prediction"
+        role="status"
+        aria-label={`Prediction of ${label}`}
+        data-failed={output === null ? undefined : String(output.failed)}
+      >
+        {output?.text ?? ''}
+      </output>
+    </div>
+  );
+}
+
+function Logs({
+  name,
+  version,
+  label,
+  actions
+}: {
+  name: string;
+  version: number;
+  label: string;
+  actions: PanelActions;
+}): JSX.Element {
+  const [lines, setLines] = useState<string[] | null>(null);
+  const onShow = async (): Promise<void> => {
+    try {
+      setLines(await actions.logs(name, version));
+    } catch {
+      // The model reported the error in the alert area.
+    }
+  };
+  return (
+    <div className="jp-ModelServe-logs">
+      <Button small minimal aria-label={`Show logs of ${label}`} onClick={() => void onShow()}>
+        {lines === null ? 'Show logs' : 'Reload logs'}
+      </Button>
+      {lines !== null && (
+        <pre className="jp-ModelServe-logLines" aria-label={`Logs of ${label}`} tabIndex={0}>
+          {lines.length === 0 ? '(no log lines yet)' : lines.join('\n')}
+        </pre>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,159 @@
+/**
+ * What the sidebar shows, and when it asks the server again: a snapshot of
+ * the registry and the serves, polled only while a serve is on its way
+ * somewhere (PENDING, LOADING, DELETING).
+ */
+import { ServerConnection } from '@jupyterlab/services';
+import { Poll } from '@lumino/polling';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import {
+  IN_PROGRESS_STATES,
+  ModelVersion,
+  Serve,
+  listModels,
+  listServes,
+  listVersions
+} from './client';
+
+export interface ModelEntry {
+  name: string;
+  /** Newest first. */
+  versions: ModelVersion[];
+}
+
+export interface Snapshot {
+  models: ModelEntry[];
+  /** Keyed by serveKey(name, version). */
+  serves: Map<string, Serve>;
+}
+
+export function serveKey(name: string, version: number): string {
+  return `${name}/${version}`;
+}
+
+export function isInProgress(snapshot: Snapshot): boolean {
+  for (const serve of snapshot.serves.values()) {
+    if (IN_PROGRESS_STATES.has(serve.state)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/** Read the registry and the serves in one go. */
+export async function loadSnapshot(settings?: ServerConnection.ISettings): Promise<Snapshot> {
+  const [models, serves] = await Promise.all([listModels(settings), listServes(settings)]);
+  const versions = await Promise.all(models.map(model => listVersions(model.name, settings)));
+  return {
+    models: models.map((model, index) => ({
+      name: model.name,
+      versions: [...versions[index]].sort((a, b) => b.version - a.version)
+    })),
+    serves: new Map(serves.map(serve => [serveKey(serve.modelName, serve.modelVersion), serve]))
+  };
+}
+
+export const POLL_INTERVAL_MS = 1000;
+
+export class ModelServeModel {
+  constructor(private readonly settings?: ServerConnection.ISettings) {
+    this._poll = new Poll({
+      factory: () => this.refresh(),
+      frequency: { interval: POLL_INTERVAL_MS, backoff: true, max: 30 * POLL_INTERVAL_MS },
+      // Ticks run only while a serve is changing, and not at all while the
+      // browser tab is hidden; a settled panel costs the server nothing.
+      standby: () => (this._snapshot && isInProgress(this._snapshot) ? 'when-hidden' : true),
+      name: 'jupyter-modelserve:sidebar'
+    });
+  }
+
+  get snapshot(): Snapshot | null {
+    return this._snapshot;
+  }
+
+  /** The last server error, shown in the panel's alert area. */
+  get error(): string | null {
+    return this._error;
+  }
+
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  get isDisposed(): boolean {
+    return this._poll.isDisposed;
+  }
+
+  /**
+   * Read everything again. Never rejects: a failure becomes `error`.
+   * Answers that arrive after a newer refresh started are dropped.
+   */
+  async refresh(): Promise<void> {
+    const ticket = ++this._ticket;
+    try {
+      const snapshot = await loadSnapshot(this.settings);
+      if (ticket !== this._ticket) {
+        return;
+      }
+      this._snapshot = snapshot;
+      this._listError = null;
+    } catch (error) {
+      if (ticket !== this._ticket) {
+        return;
+      }
+      this._listError = messageOf(error);
+    }
+    this._error = this._listError ?? this._actionError;
+    this._changed.emit();
+  }
+
+  /**
+   * Run an action (serve, stop, register...), then read again. Its error
+   * stays in the alert area until the next action succeeds.
+   */
+  async act(action: () => Promise<unknown>): Promise<void> {
+    // A stop answers only once the backend confirmed: read meanwhile so the
+    // badge shows DELETING, and the poll wakes up.
+    const pending = action();
+    void this.refresh().then(() => this.wakePoll());
+    try {
+      await pending;
+      this._actionError = null;
+    } catch (error) {
+      this._actionError = messageOf(error);
+    }
+    await this.refresh();
+    this.wakePoll();
+  }
+
+  /** Show an error that did not come from a list (e.g. a log read). */
+  report(error: unknown): void {
+    this._actionError = messageOf(error);
+    this._error = this._actionError;
+    this._changed.emit();
+  }
+
+  dispose(): void {
+    this._poll.dispose();
+    Signal.clearData(this);
+  }
+
+  private wakePoll(): void {
+    if (!this._poll.isDisposed) {
+      void this._poll.refresh();
+    }
+  }
+
+  private readonly _poll: Poll;
+  private readonly _changed = new Signal<this, void>(this);
+  private _snapshot: Snapshot | null = null;
+  private _error: string | null = null;
+  private _listError: string | null = null;
+  private _actionError: string | null = null;
+  private _ticket = 0;
+}
+
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,65 @@
+/**
+ * The sidebar widget: the React view over a ModelServeModel, with the
+ * actions wired to the REST client.
+ */
+import { Clipboard } from '@jupyterlab/apputils';
+import { ServerConnection } from '@jupyterlab/services';
+import { ReactWidget, UseSignal } from '@jupyterlab/ui-components';
+import React from 'react';
+
+import { logs, predict, serve, stop } from './client';
+import { ModelServePanel, PanelActions } from './components';
+import { ModelServeModel } from './model';
+
+export const SIDEBAR_ID = 'jupyter-modelserve-sidebar';
+export const SIDEBAR_LABEL = 'Model Serving';
+
+export class ModelServeSidebar extends ReactWidget {
+  constructor(
+    readonly model: ModelServeModel,
+    settings?: ServerConnection.ISettings
+  ) {
+    super();
+    this.id = SIDEBAR_ID;
+    this.addClass('jp-ModelServe-sidebar');
+    this.title.caption = SIDEBAR_LABEL;
+    this.node.setAttribute('aria-label', SIDEBAR_LABEL);
+    this.node.setAttribute('role', 'region');
+    this._actions = {
+      refresh: () => void model.refresh(),
+      serve: (name, version) => void model.act(() => serve(name, version, settings)),
+      stop: (name, version) => void model.act(() => stop(name, version, settings)),
+      logs: async (name, version) => {
+        try {
+          return await logs(name, version, 100, settings);
+        } catch (error) {
+          model.report(error);
+          throw error;
+        }
+      },
+      predict: (proxyUrl, body) => predict(proxyUrl, body, settings),
+      copy: text => Clipboard.copyToSystem(text)
+    };
+  }
+
+  protected render(): JSX.Element {
+    return (
+      <UseSignal signal={this.model.changed}>
+        {() => (
+          <ModelServePanel
+            snapshot={this.model.snapshot}
+            error={this.model.error}
+            actions={this._actions}
+          />
+        )}
+      </UseSignal>
+    );
+  }
+
+  dispose(): void {
+    this.model.dispose();
+    super.dispose();
+  }
+
+  private readonly _actions: PanelActions;
+}
