@@ -1,4 +1,4 @@
-"""The Jupyter server extension, which `jupyter modelserve` (cli.py) also starts on its own."""
+"""The Jupyter server extension, which `jupyter modelserve` (command.py) also starts on its own."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class ModelServeApp(ModelServeSettings, ExtensionApp):
             f"Register the example model {DEMO_MODEL!r} version 1 first (built on first use).",
         )
     }
-    subcommands = {  # for --help: cli.main dispatches them before this class is imported
+    subcommands = {  # for --help: command.py starts them without this class
         name: (app, app.description.splitlines()[0]) for name, app in SUBCOMMANDS.items()
     }
 

@@ -1,7 +1,6 @@
-"""The `jupyter modelserve` command: the server, and its subcommands register and stop-server.
+"""`jupyter modelserve` subcommands: register a model, stop the local model server.
 
-The subcommands need neither Jupyter Server nor its imports (about 2 s of a start), so `main`
-dispatches them before the server application is imported.
+They need neither Jupyter Server nor its imports: command.py starts them without either.
 """
 
 from __future__ import annotations
@@ -41,9 +40,13 @@ class RegisterApp(JupyterApp):
         except ModelServeError as error:
             self.exit_with(f"error: {error}")
             return
+        from .registry.model_registry import VersionDetails  # the registry's imports: only now
+
         service = load_settings(self.config).build_service()
         try:
-            version = service.registry.register_saved_model(source, name, description)
+            version = service.registry.register_saved_model(
+                source, name, VersionDetails(description=description)
+            )
         except ModelServeError as error:
             self.exit_with(f"error: {error}")
         finally:
@@ -72,14 +75,3 @@ class StopServerApp(JupyterApp):
 
 
 SUBCOMMANDS: dict[str, type[JupyterApp]] = {"register": RegisterApp, "stop-server": StopServerApp}
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = list(sys.argv[1:] if argv is None else argv)
-    subcommand = SUBCOMMANDS.get(args[0]) if args else None
-    if subcommand is not None:
-        subcommand.launch_instance(args[1:])
-        return
-    from .app import ModelServeApp
-
-    ModelServeApp.launch_instance(args)

@@ -18,7 +18,7 @@ import requests
 TOKEN = "test-token"
 # What the `jupyter-modelserve` script runs, with this very Python (`-m ...app` would load the
 # module twice, as __main__ and as jupyter_modelserve.app).
-_LAUNCH = "import sys; from jupyter_modelserve.cli import main; main(sys.argv[1:])"
+_LAUNCH = "import sys; from jupyter_modelserve.command import main; main(sys.argv[1:])"
 
 
 def free_port() -> int:
