@@ -20,6 +20,7 @@ from typing import Any
 
 from .display import state_badge
 from .errors import BackendUnavailable, InvalidInput, ModelServeError
+from .registry.model_registry import VersionDetails
 from .schemas import (
     ModelVersionView,
     ServeState,
@@ -59,9 +60,10 @@ def register(
     name = validate_model_name(name)
     description = validate_description(description)
     tags = validate_tags(tags)
+    details = VersionDetails(description=description, tags=tuple(tags or ()))
     if isinstance(source, str) or hasattr(source, "__fspath__"):
-        return service().registry.register(validate_source(str(source)), name, description, tags)
-    return service().registry.register_keras_model(source, name, description, tags)
+        return service().registry.register(validate_source(str(source)), name, details)
+    return service().registry.register_keras_model(source, name, details)
 
 
 def serve(name: str, version: int, wait: bool = True, timeout: float = DEFAULT_TIMEOUT) -> Serve:

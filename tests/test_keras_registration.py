@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from jupyter_modelserve.errors import InvalidInput
+from jupyter_modelserve.registry.model_registry import VersionDetails
 from jupyter_modelserve.service import ServeService
 
 from .conftest import Api, post_json
@@ -30,7 +31,9 @@ async def test_a_keras_model_registers_serves_and_predicts_like_itself(
     api: Api, service: ServeService, keras_model: Any
 ) -> None:
     # Given an in-memory Keras model registered as a new model
-    version = service.registry.register_keras_model(keras_model, "tiny", description="dense 3 -> 2")
+    version = service.registry.register_keras_model(
+        keras_model, "tiny", VersionDetails(description="dense 3 -> 2")
+    )
     assert version.version == 1
     assert (Path(version.source) / "saved_model.pb").is_file()
 

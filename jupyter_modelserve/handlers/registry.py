@@ -8,6 +8,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..errors import InvalidInput, ModelServeError
+from ..registry.model_registry import VersionDetails
 from ..schemas import (
     ModelVersionCreate,
     ModelVersionCreateFromBaseDir,
@@ -158,10 +159,12 @@ class ModelVersionsHandler(ModelServeHandler):
                 lambda: self.registry.register(
                     source,
                     body.name,
-                    body.description,
-                    body.tags,
-                    body.dataset,
-                    experiment_id=getattr(body, "experiment_id", None) or "",
+                    VersionDetails(
+                        description=body.description,
+                        tags=tuple(body.tags or ()),
+                        dataset=body.dataset,
+                        experiment_id=getattr(body, "experiment_id", None) or "",
+                    ),
                     base_dir=root_dir,
                 )
             )

@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,19 @@ ARTIFACT_ROOT_SETTING = "c.ModelServeApp.artifact_root"
 _DEFAULT_NAME_MAX = 255
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VersionDetails:
+    """What a user says about a version when registering it; the registry adds the rest."""
+
+    description: str | None = None
+    tags: tuple[str, ...] = ()
+    dataset: str | None = None
+    experiment_id: str = ""  # Submarine's experiment that produced the model, if any
+
+
+NO_DETAILS = VersionDetails()
 
 
 class ModelRegistry:
@@ -115,10 +129,7 @@ class ModelRegistry:
         self,
         source: str | Path,
         name: str,
-        description: str | None = None,
-        tags: list[str] | None = None,
-        dataset: str | None = None,
-        experiment_id: str = "",
+        details: VersionDetails = NO_DETAILS,
     ) -> ModelVersionView:
         """Copy a SavedModel folder into the registry as the next version of `name`.
 
@@ -133,23 +144,20 @@ class ModelRegistry:
         )
         with self._faults_of_ours(staging):
             artifacts.stage_saved_model(source, staging, limits)
-        return self._adopt_staged(staging, name, description, tags, dataset, experiment_id)
+        return self._adopt_staged(staging, name, details)
 
     def register_keras_model(
         self,
         model: Any,
         name: str,
-        description: str | None = None,
-        tags: list[str] | None = None,
-        dataset: str | None = None,
-        experiment_id: str = "",
+        details: VersionDetails = NO_DETAILS,
     ) -> ModelVersionView:
         """Export an in-memory Keras model and register it as the next version of `name`."""
         self._check_name_fits(name)
         staging = self._new_staging()
         with self._faults_of_ours(staging):
             artifacts.export_keras_model(model, staging, self.max_artifact_bytes)
-        return self._adopt_staged(staging, name, description, tags, dataset, experiment_id)
+        return self._adopt_staged(staging, name, details)
 
     def clean_staging(self) -> list[Path]:
         """Remove what killed registrations left in `<artifact_root>/.staging`; returns it.
@@ -163,10 +171,7 @@ class ModelRegistry:
         self,
         uri: str,
         name: str,
-        description: str | None = None,
-        tags: list[str] | None = None,
-        dataset: str | None = None,
-        experiment_id: str = "",
+        details: VersionDetails = NO_DETAILS,
     ) -> ModelVersionView:
         """Record an s3:// or gs:// version folder as the next version of `name`, uncopied."""
         if not uri.startswith(REMOTE_SCHEMES):
@@ -176,24 +181,13 @@ class ModelRegistry:
                 f"source: {uri!r} must name a numbered version folder (…/{name}/1), the layout "
                 "TensorFlow Serving reads"
             )
-        return self.store.add_model_version(
-            name,
-            source_for=lambda _version: uri.rstrip("/"),
-            model_type="tensorflow",
-            description=description,
-            dataset=dataset,
-            experiment_id=experiment_id,
-            tags=tags,
-        )
+        return self._add_version(name, lambda _version: uri.rstrip("/"), details)
 
     def register(
         self,
         source: str,
         name: str,
-        description: str | None = None,
-        tags: list[str] | None = None,
-        dataset: str | None = None,
-        experiment_id: str = "",
+        details: VersionDetails = NO_DETAILS,
         base_dir: Path | None = None,
     ) -> ModelVersionView:
         """Register a local SavedModel folder (copied) or a remote URI (recorded).
@@ -202,11 +196,9 @@ class ModelRegistry:
         server's root_dir, where the file browser's paths live), else from the working folder.
         """
         if source.startswith(REMOTE_SCHEMES):
-            return self.register_remote_model(
-                source, name, description, tags, dataset, experiment_id
-            )
+            return self.register_remote_model(source, name, details)
         folder = local_source(source, base_dir)
-        return self.register_saved_model(folder, name, description, tags, dataset, experiment_id)
+        return self.register_saved_model(folder, name, details)
 
     def create_registered_model(
         self, name: str, description: str | None, tags: list[str]
@@ -223,6 +215,19 @@ class ModelRegistry:
             removed = self.store.delete_model_version(name, version)
             self._remove_artifact(removed.source)
 
+    def _add_version(
+        self, name: str, source_for: Callable[[int], str], details: VersionDetails
+    ) -> ModelVersionView:
+        return self.store.add_model_version(
+            name,
+            source_for=source_for,
+            model_type="tensorflow",
+            description=details.description,
+            dataset=details.dataset,
+            experiment_id=details.experiment_id,
+            tags=list(details.tags),
+        )
+
     @property
     def _staging_root(self) -> Path:
         return self.artifact_root / ".staging"
@@ -231,10 +236,7 @@ class ModelRegistry:
         self,
         staging: Path,
         name: str,
-        description: str | None,
-        tags: list[str] | None,
-        dataset: str | None,
-        experiment_id: str,
+        details: VersionDetails,
     ) -> ModelVersionView:
         """Add the version row, then move the staged copy to its folder; undo both on failure.
 
@@ -244,14 +246,8 @@ class ModelRegistry:
         with self._model_locks.hold(name):
             existed = self._model_exists(name)
             try:
-                model_version = self.store.add_model_version(
-                    name,
-                    source_for=lambda v: str(self.artifact_root / name / str(v)),
-                    model_type="tensorflow",
-                    description=description,
-                    dataset=dataset,
-                    experiment_id=experiment_id,
-                    tags=tags,
+                model_version = self._add_version(
+                    name, lambda v: str(self.artifact_root / name / str(v)), details
                 )
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -367,7 +363,9 @@ class ModelRegistry:
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
-        return self.register_saved_model(folder, DEMO_MODEL, "half_plus_two: y = 0.5 * x + 2")
+        return self.register_saved_model(
+            folder, DEMO_MODEL, VersionDetails(description="half_plus_two: y = 0.5 * x + 2")
+        )
 
 
 def local_source(source: str, base_dir: Path | None) -> str:
