@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -16,7 +18,7 @@ from jupyter_modelserve.app import ModelServeApp
 from jupyter_modelserve.service import ServeService
 
 from .contract import Contract
-from .servers import JupyterProcess
+from .servers import JupyterProcess, model_server_pid
 
 pytest_plugins = ["pytest_jupyter.jupyter_server", "tests.kube.fixtures"]
 
@@ -134,6 +136,23 @@ async def eventually(
             return last
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
+
+
+async def crash_model_server(api: Api, service: ServeService) -> dict[str, Any]:
+    """SIGKILL the local model server, then read `simple` 1 until the reconcile a read triggers
+    has it AVAILABLE again on a new process; returns that serve."""
+    backend: Any = service.backend
+    crashed = model_server_pid(backend.dir)
+    assert crashed is not None, "no local model server runs"
+    os.kill(crashed, signal.SIGKILL)
+
+    async def available_again() -> Any:
+        _, envelope = await api("GET", "/api/v1/serve/simple/1")
+        return envelope["result"]["state"] == "AVAILABLE" and envelope["result"]
+
+    serve = await eventually(available_again, what="the serve to be AVAILABLE again")
+    assert model_server_pid(backend.dir) not in (None, crashed)
+    return serve
 
 
 async def post_json(url: str, body: Any) -> tuple[int, Any]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,8 +10,8 @@ import pytest
 from jupyter_modelserve.backends.local import DEFAULT_REST_PORT
 from jupyter_modelserve.service import ServeService
 
-from .conftest import SEED_BODY, Api, eventually, post_json, server_config
-from .servers import PortHolder, model_server_pid
+from .conftest import SEED_BODY, Api, crash_model_server, post_json, server_config
+from .servers import PortHolder
 
 
 def port_of(url: str) -> int:
@@ -98,17 +96,8 @@ class TestTheDefaultPort:
         # When the default port is free again, and the model server crashes
         if holder is not None:
             holder.release()
-        backend: Any = service.backend
-        crashed = model_server_pid(backend.dir)
-        assert crashed is not None
-        os.kill(crashed, signal.SIGKILL)
+        serve = await crash_model_server(api, service)
 
         # Then it is started again on the port it had, so the url handed out stays valid
-        async def available_again() -> Any:
-            _, one = await api("GET", "/api/v1/serve/simple/1")
-            return one["result"]["state"] == "AVAILABLE" and one["result"]
-
-        serve = await eventually(available_again, what="the serve to be AVAILABLE again")
-        assert model_server_pid(backend.dir) not in (None, crashed)
         assert serve["url"] == url
         assert await post_json(url, {"instances": [1.0]}) == (200, {"predictions": [2.5]})

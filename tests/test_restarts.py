@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -12,8 +10,8 @@ import requests
 
 from jupyter_modelserve.service import ServeService
 
-from .conftest import SEED_BODY, Api, eventually, post_json
-from .servers import JupyterProcess, model_server_pid
+from .conftest import SEED_BODY, Api, crash_model_server, post_json
+from .servers import JupyterProcess
 
 PREDICT = {"instances": [1.0, 2.0, 5.0]}
 
@@ -63,19 +61,9 @@ async def test_a_crashed_model_server_is_restarted_with_its_models(
     # Given simple 1 AVAILABLE
     _, envelope = await api("POST", "/api/v1/serve", SEED_BODY, params={"wait": 60})
     assert envelope["result"]["state"] == "AVAILABLE", envelope
-    backend: Any = service.backend
-    crashed_pid = model_server_pid(backend.dir)
-    assert crashed_pid is not None
 
     # When the model server dies
-    os.kill(crashed_pid, signal.SIGKILL)
-
     # Then reading the serve notices, starts a new server, and the model loads again
-    async def available_again() -> Any:
-        _, envelope = await api("GET", "/api/v1/serve/simple/1")
-        return envelope["result"]["state"] == "AVAILABLE" and envelope["result"]
-
-    serve = await eventually(available_again, what="the serve to be AVAILABLE again")
-    assert model_server_pid(backend.dir) not in (None, crashed_pid)
+    serve = await crash_model_server(api, service)
     status, body = await post_json(serve["url"], PREDICT)
     assert (status, body) == (200, {"predictions": [2.5, 3.0, 4.5]})
