@@ -271,6 +271,13 @@ export interface PredictAnswer {
 export function proxyRequestUrl(proxyUrl: string, settings: ServerConnection.ISettings): string {
   const target = new URL(proxyUrl, settings.baseUrl);
   const page = new URL(settings.baseUrl);
+  if (!target.pathname.startsWith(page.pathname)) {
+    // ServerConnection only talks to this server, below its base_url.
+    throw new ModelServeError(
+      `The proxy URL ${proxyUrl} is not below this server's base URL ${page.pathname}`,
+      0
+    );
+  }
   return `${page.origin}${target.pathname}${target.search}`;
 }
 
@@ -285,8 +292,9 @@ export async function predict(
   settings?: ServerConnection.ISettings
 ): Promise<PredictAnswer> {
   const resolved = settingsOrDefault(settings);
+  const url = proxyRequestUrl(proxyUrl, resolved);
   const response = await send(
-    proxyRequestUrl(proxyUrl, resolved),
+    url,
     { method: 'POST', body, headers: { 'Content-Type': 'application/json' } },
     resolved
   );

@@ -132,7 +132,12 @@ export function VersionRow({ version, serve, actions }: VersionRowProps): JSX.El
         <StateBadge serve={serve} />
         <span className="jp-ModelServe-actions">
           {servable && (
-            <Button small aria-label={`Serve ${label}`} onClick={() => actions.serve(name, n)}>
+            <Button
+              small
+              className="jp-mod-styled jp-mod-accept"
+              aria-label={`Serve ${label}`}
+              onClick={() => actions.serve(name, n)}
+            >
               Serve
             </Button>
           )}

@@ -64,6 +64,7 @@ export class ModelServeModel {
       // Ticks run only while a serve is changing, and not at all while the
       // browser tab is hidden; a settled panel costs the server nothing.
       standby: () => (this._snapshot && isInProgress(this._snapshot) ? 'when-hidden' : true),
+      linger: 0,
       name: 'jupyter-modelserve:sidebar'
     });
   }
