@@ -193,7 +193,7 @@ def log_in(page: Any, lab: LabProcess) -> None:
     page.locator("#password_input").fill(lab.login_secret())
     with page.expect_navigation():
         page.locator("#login_submit").click()
-    page.goto(lab.url + "lab")
+    page.goto(lab.url + "lab?reset")  # the default layout, whatever an earlier test left open
     # JupyterLab has started once its shell is shown and the splash screen is gone.
     expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=60_000)
     expect(page.locator("#jupyterlab-splash")).to_have_count(0, timeout=60_000)

@@ -1,0 +1,195 @@
+"""The "Model Serving" sidebar in a real browser against a real JupyterLab and model server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from .lab import LabProcess
+from .sidebar import (
+    SERVE_TIMEOUT_MS,
+    badge,
+    copy_saved_model,
+    label,
+    open_left_tab,
+    open_sidebar,
+    switch_theme,
+    version_row,
+)
+
+pytestmark = pytest.mark.labextension
+
+SIMPLE = label("simple", 1)
+
+
+def test_serve_predict_logs_and_stop(page: Any, any_lab: LabProcess) -> None:
+    # Given JupyterLab (at the root, and under JupyterHub's /user/alice/) with the demo model
+    # `simple` 1 registered and nothing served
+    # When the user opens the Model Serving sidebar
+    panel = open_sidebar(page)
+    # Then `simple` 1 is listed, not served
+    expect(panel.get_by_role("group", name="simple")).to_be_visible()
+    expect(badge(panel, "simple", 1)).to_have_attribute("data-state", "NONE")
+    expect(badge(panel, "simple", 1)).to_have_text("not served")
+
+    # When they click Serve on it
+    panel.get_by_role("button", name=f"Serve {SIMPLE}").click()
+    # Then its badge reaches AVAILABLE and shows the urls the server reports
+    expect(badge(panel, "simple", 1)).to_have_attribute(
+        "data-state", "AVAILABLE", timeout=SERVE_TIMEOUT_MS
+    )
+    expect(badge(panel, "simple", 1)).to_have_text("AVAILABLE")
+    serve = any_lab.serves()[("simple", 1)]
+    row = version_row(panel, "simple", 1)
+    expect(row).to_contain_text(serve["url"])
+    expect(row).to_contain_text(serve["proxyUrl"])
+    assert serve["proxyUrl"].startswith(any_lab.url), serve  # JupyterHub's prefix kept
+    for copy in ("Copy URL of", "Copy proxy URL of", "Copy curl command for"):
+        expect(panel.get_by_role("button", name=f"{copy} {SIMPLE}")).to_be_visible()
+
+    # When they type a request in "Try it" and predict
+    request = panel.get_by_role("textbox", name=f"Request for {SIMPLE}")
+    request.fill('{"instances": [1.0, 2.0, 5.0]}')
+    panel.get_by_role("button", name=f"Predict with {SIMPLE}").click()
+    # Then the answer is half_plus_two's: 0.5 * x + 2, through the proxy on the page's origin
+    prediction = panel.get_by_role("status", name=f"Prediction of {SIMPLE}")
+    expect(prediction).to_contain_text("predictions")
+    assert json.loads(prediction.inner_text()) == {"predictions": [2.5, 3.0, 4.5]}
+
+    # When they ask for its logs
+    panel.get_by_role("button", name=f"Show logs of {SIMPLE}").click()
+    # Then the model server's lines about it are shown, the ones the REST API returns
+    logs = panel.get_by_label(f"Logs of {SIMPLE}", exact=True)
+    expect(logs).not_to_be_empty()
+    code, envelope = any_lab.call("GET", "api/v1/serve/simple/1/logs")
+    assert code == 200, envelope
+    shown = [line for line in logs.inner_text().splitlines() if line.strip()]
+    assert shown and set(shown) & set(envelope["result"]), (shown, envelope["result"])
+
+    # When they stop it
+    panel.get_by_role("button", name=f"Stop {SIMPLE}").click()
+    # Then it is gone: the badge says not served again, and so does the server
+    expect(badge(panel, "simple", 1)).to_have_attribute("data-state", "NONE", timeout=60_000)
+    expect(badge(panel, "simple", 1)).to_have_text("not served")
+    expect(panel.get_by_role("button", name=f"Serve {SIMPLE}")).to_be_visible()
+    assert ("simple", 1) not in any_lab.serves()
+
+
+def test_register_a_folder_from_the_file_browser(page: Any, lab: LabProcess) -> None:
+    # Given a SavedModel folder `my_model/` in the server's root folder, in the file browser
+    copy_saved_model(lab, lab.root_dir / "my_model")
+    open_left_tab(page, "filebrowser")
+    page.locator('.jp-FileBrowser [data-command="filebrowser:refresh"]').click()
+    folder = page.locator('.jp-DirListing-item[data-isdir="true"]', has_text="my_model")
+    expect(folder).to_be_visible()
+
+    # When the user right-clicks it, chooses "Register as model…" and accepts the name offered
+    folder.click(button="right")
+    page.get_by_role("menuitem", name="Register as model…").click()
+    name = page.get_by_role("textbox", name="Model name")
+    expect(name).to_have_value("my_model")
+    page.get_by_role("button", name="Register", exact=True).click()
+
+    # Then version 1 of `my_model` is in the registry and appears in the sidebar, not served
+    expect(page.locator(".jp-Dialog")).to_have_count(0)
+    panel = open_sidebar(page)
+    expect(panel.get_by_role("group", name="my_model")).to_be_visible()
+    expect(badge(panel, "my_model", 1)).to_have_attribute("data-state", "NONE")
+    code, envelope = lab.call("GET", "api/v1/model-version/my_model")
+    assert code == 200, envelope
+    assert [v["version"] for v in envelope["result"]] == [1]
+
+
+def test_a_failed_serve_shows_its_reason(page: Any, lab: LabProcess, tmp_path: Path) -> None:
+    # Given a version `broken` 1 registered from a good folder, whose copy in the registry's
+    # artifact root then got corrupt (its variables overwritten with garbage)
+    lab.register("broken", copy_saved_model(lab, tmp_path / "broken"))
+    variables = sorted((lab.artifact_root / "broken" / "1" / "variables").glob("variables.data-*"))
+    assert variables, "the registry keeps no variables for broken 1"
+    for data in variables:
+        data.write_bytes(b"this is not a tensor bundle" * 64)
+    panel = open_sidebar(page)
+    panel.get_by_role("button", name="Refresh").click()
+
+    # When the user serves it
+    panel.get_by_role("button", name=f"Serve {label('broken', 1)}").click()
+
+    # Then the badge says FAILED, with the server's reason on hover and in a details row
+    failed = badge(panel, "broken", 1)
+    expect(failed).to_have_attribute("data-state", "FAILED", timeout=SERVE_TIMEOUT_MS)
+    reason = lab.serves()[("broken", 1)]["reason"]
+    assert reason, "the server gave no reason for the FAILED serve"
+    expect(failed).to_have_attribute("title", reason)
+    details = version_row(panel, "broken", 1).locator(".jp-ModelServe-reason")
+    expect(details).to_contain_text(reason)
+    # and it can be stopped (or served again) from there
+    expect(panel.get_by_role("button", name=f"Stop {label('broken', 1)}")).to_be_visible()
+
+
+def test_a_rest_error_is_shown_in_the_panel(page: Any, lab: LabProcess, tmp_path: Path) -> None:
+    # Given the sidebar listing `gone` 1, a version deleted from the registry behind its back
+    lab.register("gone", copy_saved_model(lab, tmp_path / "gone"))
+    panel = open_sidebar(page)
+    panel.get_by_role("button", name="Refresh").click()
+    serve = panel.get_by_role("button", name=f"Serve {label('gone', 1)}")
+    expect(serve).to_be_visible()
+    code, envelope = lab.call("DELETE", "api/v1/model-version/gone/1")
+    assert code == 200, envelope
+
+    # When the user clicks Serve on it
+    serve.click()
+
+    # Then the server's refusal is said in the panel's alert area, as the server words it
+    code, refusal = lab.call("POST", "api/v1/serve", {"modelName": "gone", "modelVersion": 1})
+    assert code == 404, refusal
+    expect(panel.get_by_role("alert")).to_contain_text(refusal["message"])
+
+
+def test_screenshots_light_and_dark(page: Any, lab: LabProcess, artifacts_dir: Path) -> None:
+    # Given `simple` 1 served and AVAILABLE, with a prediction shown in the sidebar
+    code, envelope = lab.call(
+        "POST", "api/v1/serve?wait=120", {"modelName": "simple", "modelVersion": 1}
+    )
+    assert code == 200 and envelope["result"]["state"] == "AVAILABLE", envelope
+    panel = open_sidebar(page)
+    panel.get_by_role("button", name="Refresh").click()  # served behind the page's back
+    expect(badge(panel, "simple", 1)).to_have_attribute("data-state", "AVAILABLE")
+    panel.get_by_role("button", name=f"Predict with {SIMPLE}").click()
+    expect(panel.get_by_role("status", name=f"Prediction of {SIMPLE}")).to_contain_text("2.5")
+
+    # When the page is photographed in the light theme, then in the dark one
+    shots = {}
+    try:
+        for theme, suffix in (("JupyterLab Light", "light"), ("JupyterLab Dark", "dark")):
+            switch_theme(page, theme)
+            shots[suffix] = artifacts_dir / f"model-serving-sidebar-{suffix}.png"
+            page.screenshot(path=str(shots[suffix]))
+            # Then the badge's colour follows the theme's own success colour
+            expect(badge(panel, "simple", 1)).to_be_visible()
+            assert _badge_uses_theme_colour(page), f"the AVAILABLE badge ignores {theme}'s colours"
+    finally:
+        switch_theme(page, "JupyterLab Light")  # the theme is a saved setting: put it back
+    assert all(shot.stat().st_size > 10_000 for shot in shots.values()), shots
+
+
+def _badge_uses_theme_colour(page: Any) -> bool:
+    """Whether the AVAILABLE badge's background or text colour is --jp-success-color1 now."""
+    return bool(
+        page.evaluate(
+            """() => {
+                const badge = document.querySelector(
+                    '.jp-ModelServe-badge[data-state="AVAILABLE"]');
+                const probe = document.createElement('span');
+                probe.style.color = 'var(--jp-success-color1)';
+                document.body.appendChild(probe);
+                const success = getComputedStyle(probe).color;
+                probe.remove();
+                const style = getComputedStyle(badge);
+                return [style.backgroundColor, style.color, style.borderColor].includes(success);
+            }"""
+        )
+    )
