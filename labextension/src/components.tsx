@@ -3,7 +3,7 @@
  * passed in, so it renders the same in the browser and in unit tests.
  */
 import { Button, refreshIcon } from '@jupyterlab/ui-components';
-import React, { useState } from 'react';
+import React, { useEffect, useState } from 'react';
 
 import { ModelVersion, PredictAnswer, Serve, ServeState } from './client';
 import { Snapshot, serveKey } from './model';
@@ -188,14 +188,11 @@ function Endpoints({
           <dt>URL</dt>
           <dd>
             <code className="jp-ModelServe-url">{serve.url}</code>
-            <Button
-              small
-              minimal
-              aria-label={`Copy URL of ${label}`}
-              onClick={() => actions.copy(serve.url!)}
-            >
-              Copy
-            </Button>
+            <CopyButton
+              label={`Copy URL of ${label}`}
+              text={serve.url!}
+              copy={actions.copy}
+            />
           </dd>
         </>
       )}
@@ -204,14 +201,11 @@ function Endpoints({
           <dt>Proxy URL</dt>
           <dd>
             <code className="jp-ModelServe-proxyUrl">{serve.proxyUrl}</code>
-            <Button
-              small
-              minimal
-              aria-label={`Copy proxy URL of ${label}`}
-              onClick={() => actions.copy(serve.proxyUrl!)}
-            >
-              Copy
-            </Button>
+            <CopyButton
+              label={`Copy proxy URL of ${label}`}
+              text={serve.proxyUrl!}
+              copy={actions.copy}
+            />
           </dd>
         </>
       )}
@@ -220,18 +214,48 @@ function Endpoints({
           <dt>curl</dt>
           <dd>
             <code className="jp-ModelServe-curl">{curlCommand(serve.url)}</code>
-            <Button
-              small
-              minimal
-              aria-label={`Copy curl command for ${label}`}
-              onClick={() => actions.copy(curlCommand(serve.url!))}
-            >
-              Copy
-            </Button>
+            <CopyButton
+              label={`Copy curl command for ${label}`}
+              text={curlCommand(serve.url!)}
+              copy={actions.copy}
+            />
           </dd>
         </>
       )}
     </dl>
+  );
+}
+
+/** A copy button that says "Copied" for a moment, so a click is seen to have worked. */
+function CopyButton({
+  label,
+  text,
+  copy
+}: {
+  label: string;
+  text: string;
+  copy: (text: string) => void;
+}): JSX.Element {
+  const [copied, setCopied] = useState(false);
+  useEffect(() => {
+    if (!copied) {
+      return;
+    }
+    const timer = setTimeout(() => setCopied(false), 1500);
+    return () => clearTimeout(timer);
+  }, [copied]);
+  return (
+    <Button
+      small
+      minimal
+      aria-label={label}
+      onClick={() => {
+        copy(text);
+        setCopied(true);
+      }}
+    >
+      {copied ? 'Copied' : 'Copy'}
+    </Button>
   );
 }
 

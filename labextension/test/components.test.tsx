@@ -241,6 +241,10 @@ describe('ModelServePanel', () => {
     );
     expect(row(1).textContent).toContain(served.url!);
     expect(row(1).textContent).toContain(served.proxyUrl!);
+    // And each button says it copied
+    expect(screen.getByRole('button', { name: 'Copy URL of simple version 1' }).textContent).toBe(
+      'Copied'
+    );
   });
 
   it('shows a serve’s log lines when asked', async () => {
