@@ -41,17 +41,14 @@ export function isInProgress(snapshot: Snapshot): boolean {
   return false;
 }
 
-/** Read the registry and the serves in one go. */
-export async function loadSnapshot(settings?: ServerConnection.ISettings): Promise<Snapshot> {
-  const [models, serves] = await Promise.all([listModels(settings), listServes(settings)]);
+/** The registered models with their versions, newest first. */
+export async function loadModels(settings?: ServerConnection.ISettings): Promise<ModelEntry[]> {
+  const models = await listModels(settings);
   const versions = await Promise.all(models.map(model => listVersions(model.name, settings)));
-  return {
-    models: models.map((model, index) => ({
-      name: model.name,
-      versions: [...versions[index]].sort((a, b) => b.version - a.version)
-    })),
-    serves: new Map(serves.map(serve => [serveKey(serve.modelName, serve.modelVersion), serve]))
-  };
+  return models.map((model, index) => ({
+    name: model.name,
+    versions: [...versions[index]].sort((a, b) => b.version - a.version)
+  }));
 }
 
 export const POLL_INTERVAL_MS = 1000;
@@ -59,7 +56,8 @@ export const POLL_INTERVAL_MS = 1000;
 export class ModelServeModel {
   constructor(private readonly settings?: ServerConnection.ISettings) {
     this._poll = new Poll({
-      factory: () => this.refresh(),
+      // A serve's state changes by itself, the registry does not: the poll reads serves only.
+      factory: () => this.read(false),
       frequency: { interval: POLL_INTERVAL_MS, backoff: true, max: 30 * POLL_INTERVAL_MS },
       // Ticks run only while a serve is changing, and not at all while the
       // browser tab is hidden; a settled panel costs the server nothing.
@@ -87,20 +85,42 @@ export class ModelServeModel {
   }
 
   /**
-   * Read everything again. Never rejects: a failure becomes `error`.
-   * Answers that arrive after a newer refresh started are dropped.
+   * Read the registry and the serves again. Never rejects: a failure becomes
+   * `error`.
    */
-  async refresh(): Promise<void> {
-    const ticket = ++this._ticket;
+  refresh(): Promise<void> {
+    return this.read(true);
+  }
+
+  /**
+   * Read the serves, and the registry too when `registry`. Answers that
+   * arrive after a newer read of the same thing started are dropped.
+   */
+  private async read(registry: boolean): Promise<void> {
+    const serveTicket = ++this._serveTicket;
+    const registryTicket = registry ? ++this._registryTicket : this._registryTicket;
+    const current = (): boolean =>
+      serveTicket === this._serveTicket || (registry && registryTicket === this._registryTicket);
     try {
-      const snapshot = await loadSnapshot(this.settings);
-      if (ticket !== this._ticket) {
+      const [serves, models] = await Promise.all([
+        listServes(this.settings),
+        registry ? loadModels(this.settings) : Promise.resolve(null)
+      ]);
+      if (models !== null && registryTicket === this._registryTicket) {
+        this._models = models;
+      }
+      if (serveTicket === this._serveTicket) {
+        this._serves = new Map(serves.map(s => [serveKey(s.modelName, s.modelVersion), s]));
+      }
+      if (!current()) {
         return;
       }
-      this._snapshot = snapshot;
+      if (this._models !== null) {
+        this._snapshot = { models: this._models, serves: this._serves };
+      }
       this._listError = null;
     } catch (error) {
-      if (ticket !== this._ticket) {
+      if (!current()) {
         return;
       }
       this._listError = messageOf(error);
@@ -152,7 +172,10 @@ export class ModelServeModel {
   private _error: string | null = null;
   private _listError: string | null = null;
   private _actionError: string | null = null;
-  private _ticket = 0;
+  private _models: ModelEntry[] | null = null;
+  private _serves = new Map<string, Serve>();
+  private _serveTicket = 0;
+  private _registryTicket = 0;
 }
 
 export function messageOf(error: unknown): string {

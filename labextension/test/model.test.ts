@@ -47,6 +47,9 @@ describe('ModelServeModel', () => {
   const serveLists = (): number =>
     server.requests.filter(r => r.url.startsWith('/api/v1/serve?')).length;
 
+  const modelLists = (): number =>
+    server.requests.filter(r => r.url.startsWith('/api/v1/registered-model?')).length;
+
   function answerServes(state: ServeState | null): void {
     server.answer(
       'GET',
@@ -96,8 +99,10 @@ describe('ModelServeModel', () => {
     answerServes('LOADING');
     await model.refresh();
     const before = serveLists();
-    // Then the poll asks again, twice, within a few intervals
+    const registryReads = modelLists();
+    // Then the poll asks again, twice, within a few intervals, for the serves only
     await until(() => serveLists() >= before + 2, 5 * POLL_INTERVAL_MS, 'two polls');
+    expect(modelLists()).toBe(registryReads);
     // When the serve settles
     answerServes('AVAILABLE');
     await until(
