@@ -109,6 +109,8 @@ def labs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], L
     yield get
     for lab in started.values():
         lab.stop()
+    leaked = [lab.log for lab in started.values() if lab.log_mentions_token()]
+    assert not leaked, f"the token is in the server log: {leaked}"
 
 
 @pytest.fixture(params=list(VARIANTS))
@@ -163,6 +165,10 @@ def page(
     """A logged-in JupyterLab page of the test's server; fails the test on any page error."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(30_000)
+    # The copy buttons write to the system clipboard; the tests read it back.
+    context.grant_permissions(
+        ["clipboard-read", "clipboard-write"], origin=f"http://127.0.0.1:{any_or_plain_lab.port}"
+    )
     page = context.new_page()
     errors = PageErrors()
     page.on("pageerror", errors)

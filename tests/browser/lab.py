@@ -141,6 +141,10 @@ class LabProcess:
         """The token, for the browser's login form only (it is never printed or logged)."""
         return self._token
 
+    def log_mentions_token(self) -> bool:
+        """Whether the server's own log (its kernels' output included) shows the token."""
+        return self.log.is_file() and self._token in self.log.read_text(errors="replace")
+
     def stop(self, timeout: float = 30) -> None:
         """Stop JupyterLab, then the model server it started (it outlives its parent)."""
         try:

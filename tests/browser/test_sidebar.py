@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,17 @@ def test_serve_predict_logs_and_stop(page: Any, any_lab: LabProcess) -> None:
     prediction = panel.get_by_role("status", name=f"Prediction of {SIMPLE}")
     expect(prediction).to_contain_text("predictions")
     assert json.loads(prediction.inner_text()) == {"predictions": [2.5, 3.0, 4.5]}
+
+    # When they copy its curl line and run it in a shell
+    panel.get_by_role("button", name=f"Copy curl command for {SIMPLE}").click()
+    curl = shlex.split(page.evaluate("navigator.clipboard.readText()"))
+    # Then it is a curl that posts JSON straight to the model server, and it predicts
+    assert curl[0] == "curl" and "Content-Type: application/json" in curl, curl
+    assert serve["url"] in curl, curl
+    answer = subprocess.run(
+        [*curl, "--silent", "--max-time", "60"], capture_output=True, check=True
+    )
+    assert json.loads(answer.stdout) == {"predictions": [2.5, 3.0, 4.5]}, answer
 
     # When they ask for its logs
     panel.get_by_role("button", name=f"Show logs of {SIMPLE}").click()
@@ -147,6 +160,28 @@ def test_a_rest_error_is_shown_in_the_panel(page: Any, lab: LabProcess, tmp_path
     code, refusal = lab.call("POST", "api/v1/serve", {"modelName": "gone", "modelVersion": 1})
     assert code == 404, refusal
     expect(panel.get_by_role("alert")).to_contain_text(refusal["message"])
+
+
+def test_keyboard_only(page: Any, lab: LabProcess) -> None:
+    # Given JupyterLab with `simple` 1 not served
+    # When the user opens the sidebar from the command palette, typing only
+    page.keyboard.press("Control+Shift+C")
+    page.keyboard.type("Open Model Serving")
+    page.keyboard.press("Enter")
+    # Then the sidebar is shown
+    panel = page.locator("#jupyter-modelserve-sidebar .jp-ModelServe")
+    expect(panel).to_be_visible()
+
+    # When they serve `simple` 1 with Enter on its focused Serve button
+    panel.get_by_role("button", name=f"Serve {SIMPLE}").focus()
+    page.keyboard.press("Enter")
+    # Then it reaches AVAILABLE, and Space on its Stop button stops it
+    expect(badge(panel, "simple", 1)).to_have_attribute(
+        "data-state", "AVAILABLE", timeout=SERVE_TIMEOUT_MS
+    )
+    panel.get_by_role("button", name=f"Stop {SIMPLE}").focus()
+    page.keyboard.press(" ")
+    expect(badge(panel, "simple", 1)).to_have_attribute("data-state", "NONE", timeout=60_000)
 
 
 def test_screenshots_light_and_dark(page: Any, lab: LabProcess, artifacts_dir: Path) -> None:
