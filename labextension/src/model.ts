@@ -57,7 +57,12 @@ export class ModelServeModel {
   constructor(private readonly settings?: ServerConnection.ISettings) {
     this._poll = new Poll({
       // A serve's state changes by itself, the registry does not: the poll reads serves only.
-      factory: () => this.read(false),
+      // A failed read rejects, so the poll backs off (up to `max`) while the server fails.
+      factory: async () => {
+        if (!(await this.read(false))) {
+          throw new Error(this._listError ?? 'reading the serves failed');
+        }
+      },
       frequency: { interval: POLL_INTERVAL_MS, backoff: true, max: 30 * POLL_INTERVAL_MS },
       // Ticks run only while a serve is changing, and not at all while the
       // browser tab is hidden; a settled panel costs the server nothing.
@@ -88,15 +93,16 @@ export class ModelServeModel {
    * Read the registry and the serves again. Never rejects: a failure becomes
    * `error`.
    */
-  refresh(): Promise<void> {
-    return this.read(true);
+  async refresh(): Promise<void> {
+    await this.read(true);
   }
 
   /**
    * Read the serves, and the registry too when `registry`. Answers that
    * arrive after a newer read of the same thing started are dropped.
+   * Resolves to whether the read succeeded; never rejects.
    */
-  private async read(registry: boolean): Promise<void> {
+  private async read(registry: boolean): Promise<boolean> {
     const serveTicket = ++this._serveTicket;
     const registryTicket = registry ? ++this._registryTicket : this._registryTicket;
     const current = (): boolean =>
@@ -113,7 +119,7 @@ export class ModelServeModel {
         this._serves = new Map(serves.map(s => [serveKey(s.modelName, s.modelVersion), s]));
       }
       if (!current()) {
-        return;
+        return true;
       }
       if (this._models !== null) {
         this._snapshot = { models: this._models, serves: this._serves };
@@ -121,12 +127,13 @@ export class ModelServeModel {
       this._listError = null;
     } catch (error) {
       if (!current()) {
-        return;
+        return false;
       }
       this._listError = messageOf(error);
     }
     this._error = this._listError ?? this._actionError;
     this._changed.emit();
+    return this._listError === null;
   }
 
   /**
