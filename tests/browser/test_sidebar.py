@@ -201,14 +201,26 @@ def test_screenshots_light_and_dark(page: Any, lab: LabProcess, artifacts_dir: P
     try:
         for theme, suffix in (("JupyterLab Light", "light"), ("JupyterLab Dark", "dark")):
             switch_theme(page, theme)
+            # the whole window, and the sidebar with the menu bar above it (for the README)
+            page.screenshot(path=str(artifacts_dir / f"jupyterlab-{suffix}.png"))
             shots[suffix] = artifacts_dir / f"model-serving-sidebar-{suffix}.png"
-            page.screenshot(path=str(shots[suffix]))
+            page.screenshot(path=str(shots[suffix]), clip=_sidebar_clip(page, panel))
             # Then the badge's colour follows the theme's own success colour
             expect(badge(panel, "simple", 1)).to_be_visible()
             assert _badge_uses_theme_colour(page), f"the AVAILABLE badge ignores {theme}'s colours"
     finally:
         switch_theme(page, "JupyterLab Light")  # the theme is a saved setting: put it back
     assert all(shot.stat().st_size > 10_000 for shot in shots.values()), shots
+
+
+def _sidebar_clip(page: Any, panel: Any) -> dict[str, float]:
+    """The window's top-left corner: the sidebar down to its last model, and a bit beside."""
+    box = panel.bounding_box()
+    last = panel.get_by_role("group").last.bounding_box()
+    assert box is not None and last is not None, "the sidebar shows no model"
+    width = page.viewport_size["width"]
+    return {"x": 0, "y": 0, "width": min(width, box["x"] + box["width"] + 360),
+            "height": last["y"] + last["height"] + 24}  # fmt: skip
 
 
 def _badge_uses_theme_colour(page: Any) -> bool:
