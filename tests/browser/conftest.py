@@ -30,6 +30,10 @@ VARIANTS = {"plain": "/", "hub": "/user/alice/"}
 REPO = Path(__file__).resolve().parents[2]
 
 
+# Why a test that must run (MODELSERVE_REQUIRE_BROWSER=1) cannot; failed at its setup.
+_REQUIRED_REASON = pytest.StashKey[str]()
+
+
 def _missing_browser() -> str | None:
     """Why no browser test can run here, or None."""
     if not CHROMIUM.is_file():
@@ -75,9 +79,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.stash[_REQUIRED_REASON] = reason
         else:
             item.add_marker(pytest.mark.skip(reason=f"browser tests: {reason}"))
-
-
-_REQUIRED_REASON = pytest.StashKey[str]()
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -178,8 +179,10 @@ def page(
     if report is not None and report.failed:  # what the page showed when the test failed
         page.screenshot(path=str(artifacts_dir / f"failed-{_file_name(request.node.name)}.png"))
     context.close()
-    any_or_plain_lab.stop_all_serves()  # the next test starts with nothing served
-    assert not errors.errors, f"errors in the page: {errors.errors}"
+    try:
+        assert not errors.errors, f"errors in the page: {errors.errors}"
+    finally:
+        any_or_plain_lab.stop_all_serves()  # the next test starts with nothing served
 
 
 @pytest.fixture

@@ -62,6 +62,14 @@ def test_serve_predict_logs_and_stop(page: Any, any_lab: LabProcess) -> None:
     expect(prediction).to_contain_text("predictions")
     assert json.loads(prediction.inner_text()) == {"predictions": [2.5, 3.0, 4.5]}
 
+    # When they predict with a request the model cannot take
+    request.fill('{"instances": ["not a number"]}')
+    panel.get_by_role("button", name=f"Predict with {SIMPLE}").click()
+    # Then TF Serving's own error is shown, the one the proxy answers
+    refusal = any_lab.session().post(serve["proxyUrl"], json={"instances": ["not a number"]})
+    assert refusal.status_code == 400 and refusal.json()["error"], refusal.text
+    expect(prediction).to_contain_text(refusal.json()["error"])
+
     # When they copy its curl line and run it in a shell
     panel.get_by_role("button", name=f"Copy curl command for {SIMPLE}").click()
     curl = shlex.split(page.evaluate("navigator.clipboard.readText()"))
