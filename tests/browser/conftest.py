@@ -203,9 +203,15 @@ def log_in(page: Any, lab: LabProcess) -> None:
     with page.expect_navigation():
         page.locator("#login_submit").click()
     page.goto(lab.url + "lab?reset")  # the default layout, whatever an earlier test left open
-    # JupyterLab has started once its shell is shown and the splash screen is gone.
-    expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=60_000)
+    # JupyterLab has started once the splash screen is gone and it has laid out the default
+    # workspace: the launcher, and the file browser activated in the left area (done after
+    # the splash goes; a tab clicked before that would be switched away from).
     expect(page.locator("#jupyterlab-splash")).to_have_count(0, timeout=60_000)
+    expect(page.locator(".jp-Launcher")).to_be_visible(timeout=60_000)
+    expect(page.locator('li.lm-TabBar-tab[data-id="filebrowser"]')).to_have_attribute(
+        "aria-selected", "true", timeout=60_000
+    )
+    expect(page.locator(".jp-FileBrowser .jp-DirListing-content")).to_be_visible()
 
 
 # pytest-jupyter (a plugin of the root conftest) has two autouse fixtures for tests that run a

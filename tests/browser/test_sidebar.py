@@ -174,7 +174,10 @@ def test_keyboard_only(page: Any, lab: LabProcess) -> None:
     # Given JupyterLab with `simple` 1 not served
     # When the user opens the sidebar from the command palette, typing only
     page.keyboard.press("Control+Shift+C")
+    expect(page.locator(".jp-ModalCommandPalette .lm-CommandPalette-input")).to_be_focused()
     page.keyboard.type("Open Model Serving")
+    active = page.locator(".jp-ModalCommandPalette .lm-CommandPalette-item.lm-mod-active")
+    expect(active).to_contain_text("Open Model Serving")
     page.keyboard.press("Enter")
     # Then the sidebar is shown
     panel = page.locator("#jupyter-modelserve-sidebar .jp-ModelServe")
