@@ -13,6 +13,11 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     return [{"module": "jupyter_modelserve.app", "app": ModelServeApp}]
 
 
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    # For `jupyter labextension develop`: the wheel installs the build through shared-data.
+    return [{"src": "labextension", "dest": "jupyter-modelserve"}]
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext jupyter_modelserve` registers the `%serve` magic."""
     from .magics import load_ipython_extension as load
