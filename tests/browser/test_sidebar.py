@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from .conftest import log_in
 from .lab import LabProcess
 from .sidebar import (
     SERVE_TIMEOUT_MS,
@@ -251,3 +252,40 @@ def _badge_uses_theme_colour(page: Any) -> bool:
             }"""
         )
     )
+
+
+def test_polls_only_while_a_serve_is_in_progress(browser: Any, lab: LabProcess) -> None:
+    # Given a page whose timers run on Playwright's clock, so minutes pass on request
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.clock.install()
+    listings: list[str] = []  # the panel's requests of the serve list
+    others: list[str] = []  # JupyterLab's own (sessions, kernels, contents...)
+    page.on(
+        "request",
+        lambda r: (listings if "/api/v1/serve" in r.url else others).append(r.url),
+    )
+    try:
+        log_in(page, lab)
+        panel = open_sidebar(page)
+        # and `simple` 1 served from the sidebar, which refreshes until it is AVAILABLE
+        panel.get_by_role("button", name=f"Serve {SIMPLE}").click()
+        expect(badge(panel, "simple", 1)).to_have_attribute(
+            "data-state", "AVAILABLE", timeout=SERVE_TIMEOUT_MS
+        )
+
+        # When ten minutes pass with nothing PENDING, LOADING or DELETING
+        listings.clear()
+        others.clear()
+        page.clock.run_for(10 * 60 * 1000)
+
+        # Then the panel asked the server nothing more, while JupyterLab's own pollers did (so
+        # the clock really drove the page's timers)
+        assert any("/api/sessions" in url or "/api/kernels" in url for url in others), others
+        assert listings == [], f"the idle panel still polls: {listings[:5]}"
+    finally:
+        context.close()
+        lab.stop_all_serves()
+    assert not errors, f"errors in the page: {errors}"
