@@ -5,6 +5,7 @@
 import { Clipboard } from '@jupyterlab/apputils';
 import { ServerConnection } from '@jupyterlab/services';
 import { ReactWidget, UseSignal } from '@jupyterlab/ui-components';
+import { Message } from '@lumino/messaging';
 import React from 'react';
 
 import { logs, predict, serve, stop } from './client';
@@ -54,6 +55,15 @@ export class ModelServeSidebar extends ReactWidget {
         )}
       </UseSignal>
     );
+  }
+
+  /**
+   * The poll sleeps while nothing is on its way, so a serve made meanwhile
+   * from a notebook or over REST would stay unseen: read again on each show.
+   */
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    void this.model.refresh();
   }
 
   dispose(): void {

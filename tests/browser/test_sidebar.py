@@ -171,6 +171,27 @@ def test_a_rest_error_is_shown_in_the_panel(page: Any, lab: LabProcess, tmp_path
     expect(panel.get_by_role("alert")).to_contain_text(refusal["message"])
 
 
+def test_a_serve_made_elsewhere_shows_when_the_panel_is_shown(
+    page: Any, lab: LabProcess, tmp_path: Path
+) -> None:
+    # Given the sidebar open with `other` 1 not served, then hidden behind the file browser
+    lab.register("other", copy_saved_model(lab, tmp_path / "other"))
+    panel = open_sidebar(page)
+    panel.get_by_role("button", name="Refresh").click()
+    expect(badge(panel, "other", 1)).to_have_attribute("data-state", "NONE")
+    open_left_tab(page, "filebrowser")
+    expect(panel).to_be_hidden()
+
+    # When `other` 1 is served over REST (a notebook or a script would do the same)
+    body = {"modelName": "other", "modelVersion": 1}
+    code, envelope = lab.call("POST", "api/v1/serve?wait=60", body)
+    assert code == 200 and envelope["result"]["state"] == "AVAILABLE", envelope
+
+    # Then showing the sidebar again shows it AVAILABLE, with no click on Refresh
+    open_left_tab(page, "jupyter-modelserve-sidebar")
+    expect(badge(panel, "other", 1)).to_have_attribute("data-state", "AVAILABLE")
+
+
 def test_keyboard_only(page: Any, lab: LabProcess) -> None:
     # Given JupyterLab with `simple` 1 not served
     # When the user opens the sidebar from the command palette, typing only
