@@ -95,9 +95,9 @@ def artifacts_dir() -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def labs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], LabProcess]]:
-    """Start each JupyterLab variant once, on first use; stop all at the end of the session."""
+    """Start each JupyterLab variant once, on first use; stop all after the browser tests."""
     started: dict[str, LabProcess] = {}
 
     def get(variant: str) -> LabProcess:
@@ -126,8 +126,11 @@ def lab(labs: Callable[[str], LabProcess]) -> LabProcess:
     return labs("plain")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
+    # Package scope: Playwright's sync API keeps its event loop running in this thread until
+    # it stops, and the in-process Jupyter servers of the tests after these need the thread's
+    # loop to themselves.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
