@@ -59,14 +59,16 @@ export class ModelServeModel {
       // A serve's state changes by itself, the registry does not: the poll reads serves only.
       // A failed read rejects, so the poll backs off (up to `max`) while the server fails.
       factory: async () => {
-        if (!(await this.read(false))) {
+        // Until a first read succeeded there is no registry to show: keep asking for it.
+        if (!(await this.read(this._models === null))) {
           throw new Error(this._listError ?? 'reading the serves failed');
         }
       },
       frequency: { interval: POLL_INTERVAL_MS, backoff: true, max: 30 * POLL_INTERVAL_MS },
-      // Ticks run only while a serve is changing, and not at all while the
-      // browser tab is hidden; a settled panel costs the server nothing.
-      standby: () => (this._snapshot && isInProgress(this._snapshot) ? 'when-hidden' : true),
+      // Ticks run only while a serve is changing, or while a first read keeps
+      // failing, and not at all while the browser tab is hidden; a settled
+      // panel costs the server nothing.
+      standby: () => (this.wantsPolling() ? 'when-hidden' : true),
       linger: 0,
       name: 'jupyter-modelserve:sidebar'
     });
@@ -90,10 +92,12 @@ export class ModelServeModel {
   }
 
   /**
-   * Read the registry and the serves again. Never rejects: a failure becomes
-   * `error`.
+   * Read the registry and the serves again, as the user asked (Refresh, the
+   * panel shown): an earlier action's error goes. Never rejects: a failure
+   * becomes `error`.
    */
   async refresh(): Promise<void> {
+    this._actionError = null;
     await this.read(true);
   }
 
@@ -117,6 +121,8 @@ export class ModelServeModel {
       }
       if (serveTicket === this._serveTicket) {
         this._serves = new Map(serves.map(s => [serveKey(s.modelName, s.modelVersion), s]));
+        // Only the newest read of the serves may say the server answers again.
+        this._listError = null;
       }
       if (!current()) {
         return true;
@@ -124,7 +130,6 @@ export class ModelServeModel {
       if (this._models !== null) {
         this._snapshot = { models: this._models, serves: this._serves };
       }
-      this._listError = null;
     } catch (error) {
       if (!current()) {
         return false;
@@ -137,21 +142,22 @@ export class ModelServeModel {
   }
 
   /**
-   * Run an action (serve, stop, register...), then read again. Its error
-   * stays in the alert area until the next action succeeds.
+   * Run an action, then read again: the serves only, unless the action
+   * changes the registry too (`registry`). Its error stays in the alert area
+   * until the next action succeeds or the user refreshes.
    */
-  async act(action: () => Promise<unknown>): Promise<void> {
+  async act(action: () => Promise<unknown>, registry = false): Promise<void> {
     // A stop answers only once the backend confirmed: read meanwhile so the
     // badge shows DELETING, and the poll wakes up.
     const pending = action();
-    void this.refresh().then(() => this.wakePoll());
+    void this.read(false).then(() => this.wakePoll());
     try {
       await pending;
       this._actionError = null;
     } catch (error) {
       this._actionError = messageOf(error);
     }
-    await this.refresh();
+    await this.read(registry);
     this.wakePoll();
   }
 
@@ -165,6 +171,13 @@ export class ModelServeModel {
   dispose(): void {
     this._poll.dispose();
     Signal.clearData(this);
+  }
+
+  private wantsPolling(): boolean {
+    if (this._snapshot === null) {
+      return this._listError !== null; // the first read failed: try again, backing off
+    }
+    return isInProgress(this._snapshot);
   }
 
   private wakePoll(): void {

@@ -147,6 +147,34 @@ describe('ModelServeModel', () => {
     expect(model.error).toBeNull();
   });
 
+  it('keeps asking after a first read failed, until the registry answers', { timeout: 20_000 }, async () => {
+    // Given a server whose first answers fail
+    server.answer('GET', '/api/v1/registered-model', 503, envelope(503, 'SERVICE_UNAVAILABLE', 'starting', null));
+    answerServes(null);
+    await model.refresh();
+    expect(model.snapshot).toBeNull();
+    expect(model.error).toBe('starting');
+    // When it answers again
+    server.answer('GET', '/api/v1/registered-model', 200, envelope(200, 'OK', '', [{ name: 'simple' }]));
+    // Then the poll reads the registry by itself, and the error goes
+    await until(() => model.snapshot !== null, 5 * POLL_INTERVAL_MS, 'a snapshot');
+    expect(model.error).toBeNull();
+  });
+
+  it('clears an action’s error when the user refreshes', async () => {
+    // Given a failed action
+    answerServes(null);
+    await model.refresh();
+    await model.act(async () => {
+      throw new Error('simple version 9 is not registered');
+    });
+    expect(model.error).toBe('simple version 9 is not registered');
+    // When the user refreshes
+    await model.refresh();
+    // Then the panel no longer shows it
+    expect(model.error).toBeNull();
+  });
+
   it('puts a list failure’s envelope message in error', async () => {
     // Given a registry that fails
     server.answer(
