@@ -3,7 +3,7 @@
  * passed in, so it renders the same in the browser and in unit tests.
  */
 import { Button, refreshIcon } from '@jupyterlab/ui-components';
-import React, { useEffect, useState } from 'react';
+import React, { useEffect, useRef, useState } from 'react';
 
 import { ModelVersion, PredictAnswer, Serve, ServeState } from './client';
 import { Snapshot, serveKey } from './model';
@@ -23,8 +23,12 @@ export const DEFAULT_REQUEST = '{"instances": [1.0, 2.0, 5.0]}';
 
 /** The curl line that posts a request to a serve's TF Serving URL. */
 export function curlCommand(url: string, body: string = DEFAULT_REQUEST): string {
-  const quoted = `'${body.replace(/'/g, "'\\''")}'`;
-  return `curl -X POST -H 'Content-Type: application/json' -d ${quoted} '${url}'`;
+  return `curl -X POST -H 'Content-Type: application/json' -d ${shellQuote(body)} ${shellQuote(url)}`;
+}
+
+/** A word for a POSIX shell: single-quoted, with its own single quotes escaped. */
+function shellQuote(text: string): string {
+  return `'${text.replace(/'/g, "'\\''")}'`;
 }
 
 export interface PanelProps {
@@ -124,32 +128,41 @@ export function VersionRow({ version, serve, actions }: VersionRowProps): JSX.El
   const name = version.name;
   const n = version.version;
   const label = `${name} version ${n}`;
-  const servable = serve === null || serve.state === 'FAILED';
+  const deleting = serve?.state === 'DELETING';
   return (
     <div className="jp-ModelServe-version" data-model={name} data-version={String(n)}>
       <div className="jp-ModelServe-versionHead">
         <span className="jp-ModelServe-versionNumber">v{n}</span>
         <StateBadge serve={serve} />
         <span className="jp-ModelServe-actions">
-          {servable && (
+          {/* One button turns from Serve into Stop and back, the same element, so
+              keyboard focus stays on it; a DELETING Stop is aria-disabled rather
+              than disabled, which would drop the focus to the page. */}
+          <Button
+            key="toggle"
+            small
+            className={`jp-mod-styled ${serve === null ? 'jp-mod-accept' : 'jp-mod-warn'}`}
+            aria-label={`${serve === null ? 'Serve' : 'Stop'} ${label}`}
+            aria-disabled={deleting}
+            onClick={() => {
+              if (serve === null) {
+                actions.serve(name, n);
+              } else if (!deleting) {
+                actions.stop(name, n);
+              }
+            }}
+          >
+            {serve === null ? 'Serve' : 'Stop'}
+          </Button>
+          {serve?.state === 'FAILED' && (
             <Button
+              key="retry"
               small
               className="jp-mod-styled jp-mod-accept"
               aria-label={`Serve ${label}`}
               onClick={() => actions.serve(name, n)}
             >
               Serve
-            </Button>
-          )}
-          {serve !== null && (
-            <Button
-              small
-              className="jp-mod-styled jp-mod-warn"
-              aria-label={`Stop ${label}`}
-              disabled={serve.state === 'DELETING'}
-              onClick={() => actions.stop(name, n)}
-            >
-              Stop
             </Button>
           )}
         </span>
@@ -338,9 +351,14 @@ function Logs({
   actions: PanelActions;
 }): JSX.Element {
   const [lines, setLines] = useState<string[] | null>(null);
+  const latest = useRef(0);
   const onShow = async (): Promise<void> => {
+    const ticket = ++latest.current; // an older, slower answer must not replace a newer one
     try {
-      setLines(await actions.logs(name, version));
+      const answer = await actions.logs(name, version);
+      if (ticket === latest.current) {
+        setLines(answer);
+      }
     } catch {
       // The model reported the error in the alert area.
     }

@@ -40,7 +40,7 @@ function aServe(name: string, version: number, state: ServeState, reason: string
   };
 }
 
-/** simple with versions 1..3 (given oldest first, as a server might), served as asked. */
+/** simple with versions 3, 2, 1 (the model sorts them newest first), served as asked. */
 function snapshotWith(serves: Serve[]): Snapshot {
   return {
     models: [{ name: 'simple', versions: [3, 2, 1].map(v => aVersion('simple', v)) }],
@@ -82,7 +82,7 @@ function badge(version: number): HTMLElement {
 }
 
 describe('ModelServePanel', () => {
-  it('shows each model as a labelled group, versions newest first', () => {
+  it('shows each model as a labelled group, its versions in the order given', () => {
     // Given a snapshot with simple 1..3
     // When the panel renders
     render(<ModelServePanel snapshot={snapshotWith([])} error={null} actions={recordingActions()} />);
@@ -295,7 +295,7 @@ describe('ModelServePanel', () => {
 
 // The Stop of a DELETING serve is there but disabled: it is already stopping.
 describe('Stop while DELETING', () => {
-  it('is disabled', () => {
+  it('is aria-disabled, keeps focus, and does nothing when clicked', () => {
     const spy = vi.fn();
     render(
       <ModelServePanel
@@ -305,6 +305,10 @@ describe('Stop while DELETING', () => {
       />
     );
     const stopButton = screen.getByRole('button', { name: 'Stop simple version 1' });
-    expect((stopButton as HTMLButtonElement).disabled).toBe(true);
+    expect(stopButton.getAttribute('aria-disabled')).toBe('true');
+    // (not `disabled`: a disabled element loses the keyboard focus to the page)
+    expect((stopButton as HTMLButtonElement).disabled).toBe(false);
+    fireEvent.click(stopButton);
+    expect(spy).not.toHaveBeenCalled();
   });
 });

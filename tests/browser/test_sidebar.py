@@ -208,13 +208,16 @@ def test_keyboard_only(page: Any, lab: LabProcess) -> None:
     # When they serve `simple` 1 with Enter on its focused Serve button
     panel.get_by_role("button", name=f"Serve {SIMPLE}").focus()
     page.keyboard.press("Enter")
-    # Then it reaches AVAILABLE, and Space on its Stop button stops it
+    # Then it reaches AVAILABLE, and the focus stayed on the button, which now says Stop
     expect(badge(panel, "simple", 1)).to_have_attribute(
         "data-state", "AVAILABLE", timeout=SERVE_TIMEOUT_MS
     )
-    panel.get_by_role("button", name=f"Stop {SIMPLE}").focus()
+    expect(panel.get_by_role("button", name=f"Stop {SIMPLE}")).to_be_focused()
+    # When they press Space there
     page.keyboard.press(" ")
+    # Then it stops, and the focus is back on Serve, ready for the next key
     expect(badge(panel, "simple", 1)).to_have_attribute("data-state", "NONE", timeout=60_000)
+    expect(panel.get_by_role("button", name=f"Serve {SIMPLE}")).to_be_focused()
 
 
 def test_screenshots_light_and_dark(page: Any, lab: LabProcess, artifacts_dir: Path) -> None:
