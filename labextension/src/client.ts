@@ -268,17 +268,26 @@ export interface PredictAnswer {
  * on, which behind JupyterHub or a proxy is not the address the browser
  * uses; the path already holds the base_url.
  */
+/** The proxy's predict route below base_url; names follow the model name rule. */
+const PROXY_ROUTE =
+  /^modelserve\/v1\/models\/[0-9A-Za-z](?:[0-9A-Za-z_-]*[0-9A-Za-z])?\/versions\/[1-9][0-9]*:predict$/;
+
 export function proxyRequestUrl(proxyUrl: string, settings: ServerConnection.ISettings): string {
   const target = new URL(proxyUrl, settings.baseUrl);
   const page = new URL(settings.baseUrl);
-  if (!target.pathname.startsWith(page.pathname)) {
-    // ServerConnection only talks to this server, below its base_url.
+  // The token and the XSRF header go with this POST: only ever to the predict
+  // proxy of this server, whatever path a proxyUrl names.
+  const route = target.pathname.startsWith(page.pathname)
+    ? target.pathname.slice(page.pathname.length)
+    : null;
+  if (route === null || !PROXY_ROUTE.test(route) || target.search !== '') {
     throw new ModelServeError(
-      `The proxy URL ${proxyUrl} is not below this server's base URL ${page.pathname}`,
+      `The proxy URL ${proxyUrl} is not this server's predict proxy ` +
+        `(${page.pathname}modelserve/v1/models/NAME/versions/N:predict)`,
       0
     );
   }
-  return `${page.origin}${target.pathname}${target.search}`;
+  return `${page.origin}${target.pathname}`;
 }
 
 /**

@@ -115,6 +115,16 @@ describe('the REST client under JupyterHub’s base_url', () => {
     expect(version.version).toBe(3);
   });
 
+  it('encodes each path segment', async () => {
+    // Given a name that a path would misread (the server refuses it; the client must not
+    // turn it into another route first)
+    server.answer('GET', '/user/alice/api/v1/model-version/a%2F..%2Fb%20c', 404, envelope(404, 'NOT_FOUND', 'no', null));
+    // When the sidebar asks for its versions
+    await expect(listVersions('a/../b c', settings)).rejects.toThrow();
+    // Then the request named exactly that one segment
+    expect(server.requests[0].url).toMatch(/^\/user\/alice\/api\/v1\/model-version\/a%2F\.\.%2Fb%20c(\?|$)/);
+  });
+
   it('encodes names in paths and asks for the log tail', async () => {
     // Given a server with versions and log lines for "my_model"
     server.answer('GET', '/user/alice/api/v1/model-version/my_model', 200, envelope(200, 'OK', '', []));
@@ -200,18 +210,22 @@ describe('proxyRequestUrl', () => {
     appendToken: false
   });
 
-  it('keeps path and query, and takes the page’s origin', () => {
+  it('keeps the path, and takes the page’s origin', () => {
     expect(
       proxyRequestUrl(
-        'http://127.0.0.1:8888/user/alice/modelserve/v1/models/m/versions/2:predict?x=1',
+        'http://127.0.0.1:8888/user/alice/modelserve/v1/models/m/versions/2:predict',
         settings
       )
-    ).toBe('https://hub.example.org/user/alice/modelserve/v1/models/m/versions/2:predict?x=1');
+    ).toBe('https://hub.example.org/user/alice/modelserve/v1/models/m/versions/2:predict');
   });
 
-  it('refuses a proxy URL outside the server’s base_url', () => {
-    expect(() =>
-      proxyRequestUrl('http://127.0.0.1:8888/user/bob/modelserve/v1/models/m/versions/2:predict', settings)
-    ).toThrow(/not below this server's base URL \/user\/alice\//);
+  it.each([
+    ['outside the base_url', 'http://127.0.0.1:8888/user/bob/modelserve/v1/models/m/versions/2:predict'],
+    ['another route of this server', 'http://h/user/alice/api/v1/serve'],
+    ['a path that climbs out', 'http://h/user/alice/modelserve/v1/models/m/versions/2:predict/../../../../api/v1/serve'],
+    ['a name outside the rule', 'http://h/user/alice/modelserve/v1/models/m%2F..%2Fx/versions/2:predict'],
+    ['a query', 'http://h/user/alice/modelserve/v1/models/m/versions/2:predict?x=1']
+  ])('refuses a proxy URL %s: the token goes only to the predict proxy', (_, proxyUrl) => {
+    expect(() => proxyRequestUrl(proxyUrl, settings)).toThrow(/is not this server's predict proxy/);
   });
 });
