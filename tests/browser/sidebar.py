@@ -4,6 +4,7 @@ classes and data attributes), so the tests read as a user's steps."""
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +70,29 @@ def menu_item(page: Any, text: str) -> Any:
     """The item of an open menu whose label is exactly `text`."""
     label = page.locator(".lm-Menu-itemLabel").get_by_text(text, exact=True)
     return page.locator(".lm-Menu .lm-Menu-item").filter(has=label)
+
+
+class ApiRequests:
+    """The page's requests to the REST API (/api/v1/) that have not answered yet."""
+
+    def __init__(self, page: Any) -> None:
+        self._page = page
+        self.pending: set[Any] = set()
+        page.on("request", self._started)
+        page.on("requestfinished", self._ended)
+        page.on("requestfailed", self._ended)
+
+    def _started(self, request: Any) -> None:
+        if "/api/v1/" in request.url:
+            self.pending.add(request)
+
+    def _ended(self, request: Any) -> None:
+        self.pending.discard(request)
+
+    def wait_until_answered(self, timeout: float = 30.0) -> None:
+        """Poll, with a deadline, until every request sent so far has its answer."""
+        deadline = time.monotonic() + timeout
+        while self.pending:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"unanswered after {timeout} s: {self.pending}")
+            self._page.wait_for_timeout(50)  # lets Playwright deliver the events it holds

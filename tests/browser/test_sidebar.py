@@ -15,6 +15,7 @@ from .conftest import log_in
 from .lab import LabProcess
 from .sidebar import (
     SERVE_TIMEOUT_MS,
+    ApiRequests,
     badge,
     copy_saved_model,
     label,
@@ -155,13 +156,14 @@ def test_a_failed_serve_shows_its_reason(page: Any, lab: LabProcess, tmp_path: P
 def test_a_rest_error_is_shown_in_the_panel(page: Any, lab: LabProcess, tmp_path: Path) -> None:
     # Given the sidebar listing `gone` 1, a version deleted from the registry behind its back
     lab.register("gone", copy_saved_model(lab, tmp_path / "gone"))
+    requests = ApiRequests(page)
     panel = open_sidebar(page)
-    # (the Refresh's read of gone's versions answered: an older read that answers later is
-    # dropped, so none can take the row away once the version is deleted below)
-    with page.expect_response(lambda r: "/api/v1/model-version/gone" in r.url):
-        panel.get_by_role("button", name="Refresh").click()
+    panel.get_by_role("button", name="Refresh").click()
     serve = panel.get_by_role("button", name=f"Serve {label('gone', 1)}")
     expect(serve).to_be_visible()
+    # (every read the page started has answered, so none still on its way can take the row
+    # away once the version is deleted below)
+    requests.wait_until_answered()
     code, envelope = lab.call("DELETE", "api/v1/model-version/gone/1")
     assert code == 200, envelope
 
