@@ -309,6 +309,36 @@ class _View(BaseModel):
         return self.model_dump(mode="json", by_alias=True)
 
 
+class TensorSpecView(_View):
+    """One input or output of a signature, as TF Serving's `/metadata` describes it."""
+
+    name: str
+    # TF's DataType name without "DT_", lower case: "float", "int64", "string", "bool"...
+    dtype: str
+    # -1 is a dimension of any size; None is an unknown rank (any shape at all).
+    shape: list[int] | None
+
+
+class SignatureView(_View):
+    """A serving signature: its key, its method and its tensors."""
+
+    name: str  # the signature key, e.g. "serving_default"
+    method: str  # e.g. "tensorflow/serving/predict"
+    inputs: list[TensorSpecView]
+    outputs: list[TensorSpecView]
+
+
+class ServeMetrics(_View):
+    """A serve's traffic as its model server counts it (TF Serving's Prometheus metrics)."""
+
+    # Inference requests (predict, classify, regress), any status; with TF Serving's own
+    # model server, which cannot tell them apart, its status and metadata reads too.
+    request_count: int = Field(alias="requestCount")
+    error_count: int = Field(alias="errorCount")  # status != OK
+    latency_p50_ms: float | None = Field(alias="latencyP50Ms")  # None: no requests yet
+    latency_p99_ms: float | None = Field(alias="latencyP99Ms")
+
+
 class ServeView(_View):
     """How a serve reads everywhere: POST's result, GET one, each item of GET's list."""
 
@@ -323,6 +353,12 @@ class ServeView(_View):
     # The same TF Serving API through the Jupyter server, under Jupyter auth. Set by the REST
     # layer, which knows the server's address.
     proxy_url: str | None = Field(default=None, alias="proxyUrl")
+    # Filled only by ServeService.describe (GET one), never by lists: each costs a read of the
+    # artifact or of the model server.
+    signature: SignatureView | None = None
+    # A TF Serving predict body, {"instances": [...]}: one row of zeros of the right shape/dtype.
+    example_request: dict[str, Any] | None = Field(default=None, alias="exampleRequest")
+    metrics: ServeMetrics | None = None
 
 
 class RegisteredModelView(_View):

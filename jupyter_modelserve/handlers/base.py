@@ -39,6 +39,8 @@ PROXY_PREFIX = "modelserve/v1/models"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_OFFSET = 2**31 - 1
+# A serve's keys that only GET one fills (each costs a read of the artifact or model server).
+DESCRIBED_KEYS = ("signature", "exampleRequest", "metrics")
 
 # Pinned names: HTTPStatus renames some between Python versions (413 and 422 in 3.13).
 _STATUS_NAMES = {
@@ -264,13 +266,21 @@ class ModelServeHandler(ExtensionHandlerMixin, APIHandler):
         self.set_status(code)
         self.finish(envelope(code, message, result, attributes))
 
-    def serve_json(self, view: ServeView) -> dict[str, Any]:
-        """A serve as the REST API shows it, with the proxy URL on this very server."""
+    def serve_json(self, view: ServeView, described: bool = False) -> dict[str, Any]:
+        """A serve as the REST API shows it, with the proxy URL on this very server.
+
+        Only `described` views (GET one: ServeService.describe) carry `signature`,
+        `exampleRequest` and `metrics`; POST's answer and lists leave the keys out.
+        """
         path = url_path_join(
             self.base_url, PROXY_PREFIX, view.model_name, "versions", str(view.model_version)
         )
         proxy_url = f"{self.request.protocol}://{self.request.host}{path}:predict"
-        return view.model_copy(update={"proxy_url": proxy_url}).to_json()
+        shown = view.model_copy(update={"proxy_url": proxy_url}).to_json()
+        if not described:
+            for key in DESCRIBED_KEYS:
+                del shown[key]
+        return shown
 
     # -- the one error translator ----------------------------------------------------------------
 

@@ -80,8 +80,8 @@ class ServeItemHandler(ModelServeHandler):
     @web.authenticated
     @authorized
     async def get(self, name: str, version: str) -> None:
-        view = await self.run(self.service.get, _name(name), _version(version))
-        self.answer("Get the model serve instance", self.serve_json(view))
+        view = await self.run(self.service.describe, _name(name), _version(version))
+        self.answer("Get the model serve instance", self.serve_json(view, described=True))
 
 
 class ServeLogsHandler(ModelServeHandler):

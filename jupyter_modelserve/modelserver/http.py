@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from concurrent.futures import Executor, ThreadPoolExecutor
 
 import tornado.httpserver
@@ -14,6 +15,8 @@ from .errors import ServingError
 from .guard import RequestPolicy, content_length
 from .logs import log
 from .manager import ModelManager
+from .metrics import CONTENT_TYPE
+from .metrics import PATH as METRICS_PATH
 from .routes import Api
 
 # The HTTP server's own body limit sits this far above the policy's, so that the handler, which
@@ -42,6 +45,7 @@ class RestHandler(tornado.web.RequestHandler):
         self._refusal: ServingError | None = None
 
     def prepare(self) -> None:
+        self._started = time.perf_counter()  # TF Serving times a request from its arrival
         self._refusal = self.policy.refusal(self.request.method or "GET", self.request.headers)
         if self._refusal is None:
             return
@@ -76,15 +80,19 @@ class RestHandler(tornado.web.RequestHandler):
             self._reply_error(self._refusal)
             return
         method, path = self.request.method or "GET", self.request.path
+        if method == "GET" and path == METRICS_PATH:
+            self.set_header("Content-Type", CONTENT_TYPE)
+            self.finish(self.api.metrics.render())
+            return
         if method == "POST":
             # Parsing, TensorFlow and JSON encoding all run off the IOLoop thread.
             body, self._chunks = b"".join(self._chunks), []
             loop = asyncio.get_running_loop()
             status, payload = await loop.run_in_executor(
-                self.executor, self.api.handle, method, path, body
+                self.executor, self.api.handle, method, path, body, self._started
             )
-        else:
-            status, payload = self.api.handle(method, path)  # status/metadata: a quick lookup
+        else:  # status/metadata: a quick lookup
+            status, payload = self.api.handle(method, path, started=self._started)
         self._reply(status, payload)
 
     get = post = put = delete = patch = head = options = _answer

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from .errors import ServingError, invalid
 from .jsonbody import parse_object
 from .logs import log
 from .manager import ModelManager
+from .metrics import Metrics
 
 if TYPE_CHECKING:
     from .servable import Servable
@@ -67,26 +69,48 @@ def route(method: str, path: str) -> Route:
 class Api:
     """Answers REST calls from a ModelManager's servables."""
 
-    def __init__(self, manager: ModelManager) -> None:
+    def __init__(self, manager: ModelManager, metrics: Metrics | None = None) -> None:
         self.manager = manager
+        self.metrics = metrics if metrics is not None else Metrics()
 
-    def handle(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
-        """(HTTP status, JSON body) for one request; never raises."""
+    def handle(
+        self, method: str, path: str, body: bytes = b"", started: float | None = None
+    ) -> tuple[int, bytes]:
+        """(HTTP status, JSON body) for one request; never raises.
+
+        The request is counted in `metrics`, its latency measured from `started` (a
+        `time.perf_counter()` reading: when the HTTP layer received it) or from now.
+        """
+        started = time.perf_counter() if started is None else started
+        call: Route | None = None
+        served: list[int] = []  # the version that answered, once one is resolved
+        status, code = 200, "OK"
         try:
-            answer = self.dispatch(route(method, path), body)
-            return 200, json.dumps(answer).encode("utf-8")
+            call = route(method, path)
+            payload = json.dumps(self.dispatch(call, body, served)).encode("utf-8")
         except ServingError as error:
-            return error.http_status, json.dumps({"error": error.message}).encode("utf-8")
+            status, code = error.http_status, error.code
+            payload = json.dumps({"error": error.message}).encode("utf-8")
         except Exception as error:  # a bug here must still answer in TF Serving's error shape
             log.exception("Internal error answering %s %s", method, path)
             message = f"Internal error: {type(error).__name__}: {error}"
-            return 500, json.dumps({"error": message}).encode("utf-8")
+            status, code = 500, "INTERNAL"
+            payload = json.dumps({"error": message}).encode("utf-8")
+        if call is not None:  # TF Serving counts a malformed path under model "", a waste here
+            version = served[0] if served else call.version
+            micros = (time.perf_counter() - started) * 1e6
+            shown = "" if version is None else str(version)
+            self.metrics.record(call.name, shown, call.action, code, micros)
+        return status, payload
 
-    def dispatch(self, call: Route, body: bytes) -> dict[str, Any]:
+    def dispatch(self, call: Route, body: bytes, served: list[int] | None = None) -> dict[str, Any]:
+        """The answer to `call`; the version that answers it is appended to `served`."""
         if call.action == "status":
             versions = self.manager.status(call.name, call.version, call.label)
             return {"model_version_status": [v.to_json() for v in versions]}
         servable = self.manager.servable(call.name, call.version, call.label)
+        if served is not None:
+            served.append(servable.version)
         if call.action == "metadata":
             return {
                 "model_spec": {
