@@ -30,6 +30,52 @@ export interface Serve {
   updatedAt: string;
   /** The same predict URL through the Jupyter server, under Jupyter auth. */
   proxyUrl: string | null;
+  /**
+   * GET one only (`describeServe`, ServeDescribed); the lists leave them out.
+   * The serving signature, null when it is not known.
+   */
+  signature?: Signature | null;
+  /** A TF Serving predict body of zeros of the right shape and dtype; null if too large. */
+  exampleRequest?: Record<string, unknown> | null;
+  /** The model server's counters; null when it could not be asked. */
+  metrics?: ServeMetrics | null;
+}
+
+/** openapi.yaml's ServeDescribed: a serve as GET one answers it, details included. */
+export interface ServeDescribed extends Serve {
+  signature: Signature | null;
+  exampleRequest: Record<string, unknown> | null;
+  metrics: ServeMetrics | null;
+}
+
+/** openapi.yaml's TensorSpec: one input or output of a signature. */
+export interface TensorSpec {
+  name: string;
+  /** TF's DataType name without "DT_", lower case: "float", "int64", "string"... */
+  dtype: string;
+  /** -1 is a dimension of any size; null is an unknown rank. */
+  shape: number[] | null;
+}
+
+/** openapi.yaml's Signature: the serving signature of a version. */
+export interface Signature {
+  /** The signature key, e.g. "serving_default". */
+  name: string;
+  /** e.g. "tensorflow/serving/predict". */
+  method: string;
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+}
+
+/** openapi.yaml's ServeMetrics: a serve's traffic as its model server counts it. */
+export interface ServeMetrics {
+  /** All requests, any status. */
+  requestCount: number;
+  /** Requests whose status was not OK. */
+  errorCount: number;
+  /** null until there was a request. */
+  latencyP50Ms: number | null;
+  latencyP99Ms: number | null;
 }
 
 export interface RegisteredModel {
@@ -194,6 +240,19 @@ export function listVersions(
     {},
     settings
   );
+}
+
+/**
+ * One serve with its signature, example request and metrics. Each costs the
+ * server a read of the artifact and a scrape of the model server, so the
+ * panel asks only for the serves whose details it shows (see model.ts).
+ */
+export function describeServe(
+  name: string,
+  version: number,
+  settings?: ServerConnection.ISettings
+): Promise<ServeDescribed> {
+  return requestAPI<ServeDescribed>(`api/v1/serve/${pathOf(name, String(version))}`, {}, settings);
 }
 
 /** Ask for a serve; it answers at once, in PENDING or LOADING, without waiting. */

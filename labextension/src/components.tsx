@@ -6,7 +6,8 @@ import { Button, refreshIcon } from '@jupyterlab/ui-components';
 import React, { useEffect, useRef, useState } from 'react';
 
 import { ModelVersion, PredictAnswer, Serve, ServeState } from './client';
-import { Snapshot, serveKey } from './model';
+import { Details } from './details';
+import { ServeDetails, Snapshot, serveKey } from './model';
 
 /** What the view may ask for; each returns once the server answered. */
 export interface PanelActions {
@@ -15,11 +16,21 @@ export interface PanelActions {
   stop(name: string, version: number): void;
   /** Rejects with the server's message; the row shows nothing then. */
   logs(name: string, version: number): Promise<string[]>;
-  predict(proxyUrl: string, body: string): Promise<PredictAnswer>;
+  /** Post `body` to the serve's proxyUrl; the panel then reads its metrics again. */
+  predict(name: string, version: number, proxyUrl: string, body: string): Promise<PredictAnswer>;
   copy(text: string): void;
 }
 
+/** The request shown until (or unless) the server gave the version's exampleRequest. */
 export const DEFAULT_REQUEST = '{"instances": [1.0, 2.0, 5.0]}';
+
+/** The body of the curl line and of Try it: the server's example, else the default. */
+export function exampleBody(details: ServeDetails | null): string {
+  return details?.exampleRequest ? JSON.stringify(details.exampleRequest) : DEFAULT_REQUEST;
+}
+
+/** The panel shows at most this much of a curl line; Copy gives all of it. */
+export const CURL_SHOWN_CHARS = 400;
 
 /** The curl line that posts a request to a serve's TF Serving URL. */
 export function curlCommand(url: string, body: string = DEFAULT_REQUEST): string {
@@ -80,6 +91,7 @@ export function ModelServePanel({ snapshot, error, actions }: PanelProps): JSX.E
                   key={version.version}
                   version={version}
                   serve={snapshot.serves.get(serveKey(model.name, version.version)) ?? null}
+                  details={snapshot.details.get(serveKey(model.name, version.version)) ?? null}
                   actions={actions}
                 />
               ))
@@ -121,10 +133,17 @@ export function StateBadge({ serve }: { serve: Serve | null }): JSX.Element {
 export interface VersionRowProps {
   version: ModelVersion;
   serve: Serve | null;
+  /** Its signature, example request and metrics, once read (AVAILABLE serves only). */
+  details?: ServeDetails | null;
   actions: PanelActions;
 }
 
-export function VersionRow({ version, serve, actions }: VersionRowProps): JSX.Element {
+export function VersionRow({
+  version,
+  serve,
+  details = null,
+  actions
+}: VersionRowProps): JSX.Element {
   const name = version.name;
   const n = version.version;
   const label = `${name} version ${n}`;
@@ -173,9 +192,19 @@ export function VersionRow({ version, serve, actions }: VersionRowProps): JSX.El
           <p>{serve.reason ?? 'No reason was given.'}</p>
         </details>
       )}
-      {serve !== null && <Endpoints serve={serve} label={label} actions={actions} />}
+      {serve?.state === 'AVAILABLE' && <Details details={details} label={label} />}
+      {serve !== null && (
+        <Endpoints serve={serve} body={exampleBody(details)} label={label} actions={actions} />
+      )}
       {serve?.state === 'AVAILABLE' && serve.proxyUrl && (
-        <TryIt proxyUrl={serve.proxyUrl} label={label} actions={actions} />
+        <TryIt
+          name={name}
+          version={n}
+          proxyUrl={serve.proxyUrl}
+          example={exampleBody(details)}
+          label={label}
+          actions={actions}
+        />
       )}
       {serve !== null && <Logs name={name} version={n} label={label} actions={actions} />}
     </div>
@@ -184,16 +213,19 @@ export function VersionRow({ version, serve, actions }: VersionRowProps): JSX.El
 
 function Endpoints({
   serve,
+  body,
   label,
   actions
 }: {
   serve: Serve;
+  body: string;
   label: string;
   actions: PanelActions;
 }): JSX.Element | null {
   if (!serve.url && !serve.proxyUrl) {
     return null;
   }
+  const curl = serve.url ? curlCommand(serve.url, body) : '';
   return (
     <dl className="jp-ModelServe-endpoints">
       {serve.url && (
@@ -226,12 +258,12 @@ function Endpoints({
         <>
           <dt>curl</dt>
           <dd>
-            <code className="jp-ModelServe-curl">{curlCommand(serve.url)}</code>
-            <CopyButton
-              label={`Copy curl command for ${label}`}
-              text={curlCommand(serve.url!)}
-              copy={actions.copy}
-            />
+            <code className="jp-ModelServe-curl">
+              {curl.length > CURL_SHOWN_CHARS
+                ? `${curl.slice(0, CURL_SHOWN_CHARS)}… (${curl.length} characters: Copy gives all)`
+                : curl}
+            </code>
+            <CopyButton label={`Copy curl command for ${label}`} text={curl} copy={actions.copy} />
           </dd>
         </>
       )}
@@ -272,17 +304,33 @@ function CopyButton({
   );
 }
 
-/** Try it: post a JSON request through the Jupyter server's proxy. */
+/**
+ * Try it: post a JSON request through the Jupyter server's proxy. The box
+ * holds `example` (the server's example request once read) until the user
+ * types in it.
+ */
 export function TryIt({
+  name,
+  version,
   proxyUrl,
+  example,
   label,
   actions
 }: {
+  name: string;
+  version: number;
   proxyUrl: string;
+  example: string;
   label: string;
   actions: PanelActions;
 }): JSX.Element {
-  const [request, setRequest] = useState(DEFAULT_REQUEST);
+  const [request, setRequest] = useState(example);
+  const edited = useRef(false);
+  useEffect(() => {
+    if (!edited.current) {
+      setRequest(example);
+    }
+  }, [example]);
   const [output, setOutput] = useState<{ text: string; failed: boolean } | null>(null);
   const [busy, setBusy] = useState(false);
 
@@ -295,7 +343,7 @@ export function TryIt({
     }
     setBusy(true);
     try {
-      const answer = await actions.predict(proxyUrl, request);
+      const answer = await actions.predict(name, version, proxyUrl, request);
       setOutput(
         answer.ok ? { text: answer.text, failed: false } : { text: answer.error!, failed: true }
       );
@@ -316,7 +364,10 @@ export function TryIt({
           value={request}
           rows={3}
           spellCheck={false}
-          onChange={event => setRequest(event.target.value)}
+          onChange={event => {
+            edited.current = true;
+            setRequest(event.target.value);
+          }}
         />
       </label>
       <Button

@@ -28,8 +28,10 @@ export class ModelServeSidebar extends ReactWidget {
     this.node.setAttribute('role', 'region');
     this._actions = {
       refresh: () => void model.refresh(),
-      serve: (name, version) => void model.act(() => serve(name, version, settings)),
-      stop: (name, version) => void model.act(() => stop(name, version, settings)),
+      serve: (name, version) =>
+        void model.act(() => serve(name, version, settings), false, { name, version }),
+      stop: (name, version) =>
+        void model.act(() => stop(name, version, settings), false, { name, version }),
       logs: async (name, version) => {
         try {
           return await logs(name, version, 100, settings);
@@ -38,7 +40,14 @@ export class ModelServeSidebar extends ReactWidget {
           throw error;
         }
       },
-      predict: (proxyUrl, body) => predict(proxyUrl, body, settings),
+      predict: async (name, version, proxyUrl, body) => {
+        try {
+          return await predict(proxyUrl, body, settings);
+        } finally {
+          // The request counted (or failed) at the model server: show the new metrics.
+          void model.refreshDetails(name, version);
+        }
+      },
       copy: text => Clipboard.copyToSystem(text)
     };
   }

@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   ModelServeError,
   Serve,
+  describeServe,
   listServes,
   listVersions,
   logs,
@@ -140,6 +141,28 @@ describe('the REST client under JupyterHub’s base_url', () => {
     // Then the lines come back in order, and the tail was asked for
     expect(lines).toEqual(['line one', 'line two']);
     expect(server.requests[1].url).toMatch(/^\/user\/alice\/api\/v1\/serve\/my_model\/2\/logs\?tail=50/);
+  });
+
+  it('reads one serve with its signature, example request and metrics', async () => {
+    // Given the server's GET one of my_model 2, with the details the lists leave out
+    const described = aServe({
+      modelName: 'my_model',
+      modelVersion: 2,
+      signature: {
+        name: 'serving_default',
+        method: 'tensorflow/serving/predict',
+        inputs: [{ name: 'x', dtype: 'float', shape: [-1, 3] }],
+        outputs: [{ name: 'y', dtype: 'float', shape: null }]
+      },
+      exampleRequest: { instances: [[0.0, 0.0, 0.0]] },
+      metrics: { requestCount: 3, errorCount: 1, latencyP50Ms: 0.5, latencyP99Ms: null }
+    });
+    server.answer('GET', '/user/alice/api/v1/serve/my_model/2', 200, envelope(200, 'OK', '', described));
+    // When the sidebar reads it
+    const answer = await describeServe('my_model', 2, settings);
+    // Then it asked that path, and has the details as the server gave them
+    expect(server.requests[0].url).toMatch(/^\/user\/alice\/api\/v1\/serve\/my_model\/2(\?|$)/);
+    expect(answer).toEqual(described);
   });
 
   it('says so when the answer is not JSON, or not the API’s envelope', async () => {

@@ -3,8 +3,14 @@ import React from 'react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
 import { ModelVersion, PredictAnswer, Serve, ServeState } from '../src/client';
-import { DEFAULT_REQUEST, ModelServePanel, PanelActions, curlCommand } from '../src/components';
-import { Snapshot, serveKey } from '../src/model';
+import {
+  CURL_SHOWN_CHARS,
+  DEFAULT_REQUEST,
+  ModelServePanel,
+  PanelActions,
+  curlCommand
+} from '../src/components';
+import { ServeDetails, Snapshot, serveKey } from '../src/model';
 
 afterEach(cleanup);
 
@@ -41,10 +47,29 @@ function aServe(name: string, version: number, state: ServeState, reason: string
 }
 
 /** simple with versions 3, 2, 1 (the model sorts them newest first), served as asked. */
-function snapshotWith(serves: Serve[]): Snapshot {
+function snapshotWith(serves: Serve[], details: Record<number, ServeDetails> = {}): Snapshot {
   return {
     models: [{ name: 'simple', versions: [3, 2, 1].map(v => aVersion('simple', v)) }],
-    serves: new Map(serves.map(s => [serveKey(s.modelName, s.modelVersion), s]))
+    serves: new Map(serves.map(s => [serveKey(s.modelName, s.modelVersion), s])),
+    details: new Map(Object.entries(details).map(([v, d]) => [serveKey('simple', Number(v)), d]))
+  };
+}
+
+/** What GET one says of a two-input model that served 12 requests, 1 of them refused. */
+function twoInputDetails(): ServeDetails {
+  return {
+    signature: {
+      name: 'serving_default',
+      method: 'tensorflow/serving/predict',
+      inputs: [
+        { name: 'pixels', dtype: 'float', shape: [-1, 28, 28] },
+        { name: 'label_hint', dtype: 'int64', shape: null }
+      ],
+      outputs: [{ name: 'scores', dtype: 'float', shape: [-1, 10] }]
+    },
+    exampleRequest: { instances: [{ pixels: [[0.0, 0.0]], label_hint: 0 }] },
+    metrics: { requestCount: 12, errorCount: 1, latencyP50Ms: 0.4213, latencyP99Ms: 123.4 },
+    error: null
   };
 }
 
@@ -59,8 +84,8 @@ function recordingActions(predictAnswer?: PredictAnswer): PanelActions & { calls
       calls.push(`logs ${name} ${version}`);
       return ['first line', 'second line'];
     },
-    predict: async (proxyUrl, body) => {
-      calls.push(`predict ${proxyUrl} ${body}`);
+    predict: async (name, version, proxyUrl, body) => {
+      calls.push(`predict ${name} ${version} ${proxyUrl} ${body}`);
       return predictAnswer ?? { ok: true, status: 200, text: '{"predictions": [2.5]}', error: null };
     },
     copy: text => calls.push(`copy ${text}`)
@@ -180,7 +205,7 @@ describe('ModelServePanel', () => {
       fireEvent.click(screen.getByRole('button', { name: 'Predict with simple version 1' }));
     });
     // Then the request went to proxyUrl and the output shows 3.0 as 3.0
-    expect(actions.calls).toEqual([`predict ${available.proxyUrl} ${DEFAULT_REQUEST}`]);
+    expect(actions.calls).toEqual([`predict simple 1 ${available.proxyUrl} ${DEFAULT_REQUEST}`]);
     const output = screen.getByRole('status', { name: 'Prediction of simple version 1' });
     expect(output.textContent).toBe('{"predictions": [2.5, 3.0, 4.5]}');
   });
@@ -290,6 +315,182 @@ describe('ModelServePanel', () => {
     render(<ModelServePanel snapshot={null} error={null} actions={recordingActions()} />);
     expect(screen.getByRole('alert').textContent).toBe('');
     expect(document.querySelector('.jp-ModelServe')!.textContent).toContain('Loading');
+  });
+});
+
+describe('An AVAILABLE serve’s details', () => {
+  function cells(table: HTMLElement): string[][] {
+    return [...table.querySelectorAll('tbody tr')].map(tr =>
+      [...tr.children].map(cell => cell.textContent ?? '')
+    );
+  }
+
+  it('shows the signature compactly: in/out, name, dtype, shape', () => {
+    // Given simple 1 AVAILABLE with a two-input signature read
+    render(
+      <ModelServePanel
+        snapshot={snapshotWith([aServe('simple', 1, 'AVAILABLE')], { 1: twoInputDetails() })}
+        error={null}
+        actions={recordingActions()}
+      />
+    );
+    // Then a labelled table names each tensor, -1 as "?" and an unknown rank as "any"
+    const table = screen.getByRole('table', { name: 'Signature of simple version 1' });
+    expect(table.querySelector('caption')!.textContent).toBe('serving_default');
+    expect(cells(table)).toEqual([
+      ['in', 'pixels', 'float', '[?, 28, 28]'],
+      ['in', 'label_hint', 'int64', 'any'],
+      ['out', 'scores', 'float', '[?, 10]']
+    ]);
+  });
+
+  it('shows the metrics: requests, errors, p50 and p99 latency', () => {
+    // Given simple 1 AVAILABLE with 12 requests counted, and simple 2 with none yet
+    const idle: ServeDetails = {
+      ...twoInputDetails(),
+      metrics: { requestCount: 0, errorCount: 0, latencyP50Ms: null, latencyP99Ms: null }
+    };
+    render(
+      <ModelServePanel
+        snapshot={snapshotWith([aServe('simple', 1, 'AVAILABLE'), aServe('simple', 2, 'AVAILABLE')], {
+          1: twoInputDetails(),
+          2: idle
+        })}
+        error={null}
+        actions={recordingActions()}
+      />
+    );
+    // Then each term has its value, latencies to a precision that reads
+    const metrics = screen.getByLabelText('Metrics of simple version 1');
+    const pairs = [...metrics.querySelectorAll('div')].map(d => d.textContent);
+    expect(pairs).toEqual(['requests12', 'errors1', 'p500.42 ms', 'p99123 ms']);
+    expect(metrics.getAttribute('data-request-count')).toBe('12');
+    // and a serve with no requests yet has no latency to show
+    const none = screen.getByLabelText('Metrics of simple version 2');
+    expect([...none.querySelectorAll('dd')].map(d => d.textContent)).toEqual(['0', '0', '–', '–']);
+  });
+
+  it('says so while the details are read, and shows none for a serve that is not AVAILABLE', () => {
+    // Given simple 1 AVAILABLE with nothing read yet, and simple 2 LOADING
+    render(
+      <ModelServePanel
+        snapshot={snapshotWith([aServe('simple', 1, 'AVAILABLE'), aServe('simple', 2, 'LOADING')], {
+          2: twoInputDetails()
+        })}
+        error={null}
+        actions={recordingActions()}
+      />
+    );
+    // Then version 1 says it is reading, version 2 shows no signature or metrics
+    expect(row(1).querySelector('[aria-busy="true"]')!.textContent).toContain('Reading');
+    expect(screen.queryByRole('table', { name: 'Signature of simple version 2' })).toBeNull();
+    expect(screen.queryByLabelText('Metrics of simple version 2')).toBeNull();
+  });
+
+  it('says when the signature or the metrics are unknown, and a failed read’s reason', () => {
+    // Given version 1 whose model server gave no metrics, and version 2 whose read failed
+    render(
+      <ModelServePanel
+        snapshot={snapshotWith([aServe('simple', 1, 'AVAILABLE'), aServe('simple', 2, 'AVAILABLE')], {
+          1: { signature: null, exampleRequest: null, metrics: null, error: null },
+          2: { ...twoInputDetails(), metrics: null, error: 'The model server is unavailable' }
+        })}
+        error={null}
+        actions={recordingActions()}
+      />
+    );
+    // Then each says so in its row
+    expect(screen.getByLabelText('Signature of simple version 1').textContent).toMatch(/not known/);
+    expect(screen.getByLabelText('Metrics of simple version 1').textContent).toMatch(/No metrics/);
+    expect(row(2).querySelector('.jp-ModelServe-detailsError')!.textContent).toContain(
+      'The model server is unavailable'
+    );
+    // and what was read before about the signature stays
+    expect(screen.getByRole('table', { name: 'Signature of simple version 2' })).toBeTruthy();
+  });
+
+  it('says when a known signature came without an example request', () => {
+    // Given a version whose example the server left out (it would be too large)
+    render(
+      <ModelServePanel
+        snapshot={snapshotWith([aServe('simple', 1, 'AVAILABLE')], {
+          1: { ...twoInputDetails(), exampleRequest: null }
+        })}
+        error={null}
+        actions={recordingActions()}
+      />
+    );
+    // Then the row says so, and Try it keeps the default request
+    expect(row(1).textContent).toContain('No example request');
+    const box = screen.getByRole('textbox', { name: 'Request for simple version 1' });
+    expect((box as HTMLTextAreaElement).value).toBe(DEFAULT_REQUEST);
+  });
+
+  it('puts the example request in the curl line and in Try it', async () => {
+    // Given simple 1 AVAILABLE with its example request read
+    const actions = recordingActions();
+    const served = aServe('simple', 1, 'AVAILABLE');
+    const details = twoInputDetails();
+    render(
+      <ModelServePanel snapshot={snapshotWith([served], { 1: details })} error={null} actions={actions} />
+    );
+    const body = JSON.stringify(details.exampleRequest);
+    // When the curl line is copied and Try it predicts
+    fireEvent.click(screen.getByRole('button', { name: 'Copy curl command for simple version 1' }));
+    await act(async () => {
+      fireEvent.click(screen.getByRole('button', { name: 'Predict with simple version 1' }));
+    });
+    // Then both carry the example body, not the default
+    expect(actions.calls).toEqual([
+      `copy ${curlCommand(served.url!, body)}`,
+      `predict simple 1 ${served.proxyUrl} ${body}`
+    ]);
+    expect(row(1).querySelector('.jp-ModelServe-curl')!.textContent).toContain(body);
+  });
+
+  it('fills Try it with the example once it arrives, unless the user typed', () => {
+    // Given simple 1 and 2 AVAILABLE, nothing read yet; the user types in version 2's box
+    const serves = [aServe('simple', 1, 'AVAILABLE'), aServe('simple', 2, 'AVAILABLE')];
+    const actions = recordingActions();
+    const { rerender } = render(
+      <ModelServePanel snapshot={snapshotWith(serves)} error={null} actions={actions} />
+    );
+    const box = (v: number): HTMLTextAreaElement =>
+      screen.getByRole('textbox', { name: `Request for simple version ${v}` }) as HTMLTextAreaElement;
+    expect(box(1).value).toBe(DEFAULT_REQUEST);
+    fireEvent.change(box(2), { target: { value: '{"instances": [7]}' } });
+    // When the details arrive
+    const details = twoInputDetails();
+    rerender(
+      <ModelServePanel
+        snapshot={snapshotWith(serves, { 1: details, 2: details })}
+        error={null}
+        actions={actions}
+      />
+    );
+    // Then version 1's box holds the example, version 2's what the user typed
+    expect(box(1).value).toBe(JSON.stringify(details.exampleRequest));
+    expect(box(2).value).toBe('{"instances": [7]}');
+  });
+
+  it('shows only the start of a long curl line, and copies all of it', () => {
+    // Given an example request far longer than the panel shows
+    const big: ServeDetails = {
+      ...twoInputDetails(),
+      exampleRequest: { instances: [new Array(2000).fill(0)] }
+    };
+    const actions = recordingActions();
+    const served = aServe('simple', 1, 'AVAILABLE');
+    render(<ModelServePanel snapshot={snapshotWith([served], { 1: big })} error={null} actions={actions} />);
+    // When its curl line is copied
+    fireEvent.click(screen.getByRole('button', { name: 'Copy curl command for simple version 1' }));
+    // Then the panel shows a cut line that says so, and the copy is the whole command
+    const full = curlCommand(served.url!, JSON.stringify(big.exampleRequest));
+    const shown = row(1).querySelector('.jp-ModelServe-curl')!.textContent!;
+    expect(shown.startsWith(full.slice(0, CURL_SHOWN_CHARS))).toBe(true);
+    expect(shown).toContain(`${full.length} characters`);
+    expect(shown.length).toBeLessThan(CURL_SHOWN_CHARS + 60);
+    expect(actions.calls).toEqual([`copy ${full}`]);
   });
 });
 

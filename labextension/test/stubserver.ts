@@ -17,12 +17,16 @@ export interface Answer {
   status: number;
   body: string;
   contentType?: string;
+  /** Answer only after this long, to see how many such requests are open at once. */
+  delayMs?: number;
 }
 
 export class StubServer {
   readonly requests: Recorded[] = [];
   /** What to answer, by "METHOD path" without the query; unknown routes get a 404 envelope. */
   readonly routes = new Map<string, Answer>();
+  /** The most requests to a delayed route that were open at the same time. */
+  maxOpenDelayed = 0;
 
   async start(): Promise<void> {
     this.server = http.createServer((req, res) => {
@@ -35,10 +39,22 @@ export class StubServer {
           status: 404,
           body: JSON.stringify(envelope(404, 'NOT_FOUND', `no route ${url}`, null))
         };
-        res.writeHead(answer.status, {
-          'Content-Type': answer.contentType ?? 'application/json'
-        });
-        res.end(answer.body);
+        const send = (): void => {
+          res.writeHead(answer.status, {
+            'Content-Type': answer.contentType ?? 'application/json'
+          });
+          res.end(answer.body);
+        };
+        if (answer.delayMs === undefined) {
+          send();
+          return;
+        }
+        this.openDelayed++;
+        this.maxOpenDelayed = Math.max(this.maxOpenDelayed, this.openDelayed);
+        setTimeout(() => {
+          this.openDelayed--;
+          send();
+        }, answer.delayMs);
       });
     });
     await new Promise<void>(resolve => this.server!.listen(0, '127.0.0.1', resolve));
@@ -49,8 +65,8 @@ export class StubServer {
     return `http://127.0.0.1:${port}`;
   }
 
-  answer(method: string, path: string, status: number, body: unknown): void {
-    this.routes.set(`${method} ${path}`, { status, body: JSON.stringify(body) });
+  answer(method: string, path: string, status: number, body: unknown, delayMs?: number): void {
+    this.routes.set(`${method} ${path}`, { status, body: JSON.stringify(body), delayMs });
   }
 
   async stop(): Promise<void> {
@@ -60,6 +76,7 @@ export class StubServer {
   }
 
   private server: http.Server | null = null;
+  private openDelayed = 0;
 }
 
 /** openapi.yaml's envelope. */

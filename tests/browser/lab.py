@@ -165,6 +165,13 @@ class LabProcess:
         assert code == 200, envelope
         return {(s["modelName"], s["modelVersion"]): s for s in envelope["result"]}
 
+    def described(self, name: str, version: int) -> dict[str, Any]:
+        """GET one serve: with its signature, example request and metrics."""
+        code, envelope = self.call("GET", f"api/v1/serve/{name}/{version}")
+        assert code == 200, envelope
+        result: dict[str, Any] = envelope["result"]
+        return result
+
     def stop_all_serves(self) -> None:
         """Teardown: stop whatever serves a test left, so the next test starts from none."""
         for name, version in self.serves():

@@ -43,6 +43,25 @@ def badge(panel: Any, name: str, version: int) -> Any:
     return version_row(panel, name, version).locator(".jp-ModelServe-badge")
 
 
+def signature_rows(table: Any) -> list[list[str]]:
+    """A signature table's rows as [in/out, name, dtype] (the shape is TF's notation)."""
+    rows = table.locator("tbody tr")
+    return [
+        [cell.strip() for cell in rows.nth(i).locator("th, td").all_inner_texts()[:3]]
+        for i in range(rows.count())
+    ]
+
+
+def wait_for_request_count_above(page: Any, metrics: Any, count: int) -> int:
+    """Wait (with the page's default deadline) until the metrics list shows more than `count`
+    requests; returns what it shows then."""
+    page.wait_for_function(
+        "([element, count]) => Number(element.getAttribute('data-request-count')) > count",
+        arg=[metrics.element_handle(), count],
+    )
+    return int(metrics.get_attribute("data-request-count") or "")
+
+
 def label(name: str, version: int) -> str:
     """How the contract's aria-labels name a version: "<name> version <n>"."""
     return f"{name} version {version}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -21,13 +22,17 @@ from .sidebar import (
     label,
     open_left_tab,
     open_sidebar,
+    signature_rows,
     switch_theme,
     version_row,
+    wait_for_request_count_above,
 )
 
 pytestmark = pytest.mark.labextension
 
 SIMPLE = label("simple", 1)
+# What "Try it" holds until the panel read the version's example request (components.tsx).
+DEFAULT_REQUEST = '{"instances": [1.0, 2.0, 5.0]}'
 
 
 def test_serve_predict_logs_and_stop(page: Any, any_lab: LabProcess) -> None:
@@ -54,14 +59,41 @@ def test_serve_predict_logs_and_stop(page: Any, any_lab: LabProcess) -> None:
     assert serve["proxyUrl"].startswith(any_lab.url), serve  # JupyterHub's prefix kept
     for copy in ("Copy URL of", "Copy proxy URL of", "Copy curl command for"):
         expect(panel.get_by_role("button", name=f"{copy} {SIMPLE}")).to_be_visible()
+    # and its signature, as the server's GET one describes it, and its request count
+    described = any_lab.described("simple", 1)
+    signature = panel.get_by_role("table", name=f"Signature of {SIMPLE}")
+    expect(signature).to_be_visible()
+    assert signature_rows(signature) == [
+        [kind, spec["name"], spec["dtype"]]
+        for kind, specs in (("in", described["signature"]["inputs"]),
+                            ("out", described["signature"]["outputs"]))
+        for spec in specs
+    ], described["signature"]  # fmt: skip
+    metrics = panel.get_by_label(f"Metrics of {SIMPLE}", exact=True)
+    expect(metrics).to_have_attribute("data-request-count", re.compile(r"^\d+$"))
+    count_before = int(metrics.get_attribute("data-request-count") or "")
 
-    # When they type a request in "Try it" and predict
+    # When they predict with what "Try it" holds
     request = panel.get_by_role("textbox", name=f"Request for {SIMPLE}")
-    request.fill('{"instances": [1.0, 2.0, 5.0]}')
+    example = described["exampleRequest"]
+    assert example == {"instances": [0.0]}, described  # half_plus_two: one float
+    # Then it holds the server's example request (once the panel read it)
+    expect(request).not_to_have_value(DEFAULT_REQUEST)
+    assert json.loads(request.input_value()) == example, request.input_value()
     panel.get_by_role("button", name=f"Predict with {SIMPLE}").click()
-    # Then the answer is half_plus_two's: 0.5 * x + 2, through the proxy on the page's origin
+    # Then half_plus_two answers it (0.5 * 0 + 2), through the proxy on the page's origin
     prediction = panel.get_by_role("status", name=f"Prediction of {SIMPLE}")
     expect(prediction).to_contain_text("predictions")
+    assert json.loads(prediction.inner_text()) == {"predictions": [2.0]}
+    # and the request count the panel shows went up, as far as the model server's
+    count_after = wait_for_request_count_above(page, metrics, count_before)
+    assert count_after <= any_lab.described("simple", 1)["metrics"]["requestCount"]
+
+    # When they type a request of their own in "Try it" and predict
+    request.fill('{"instances": [1.0, 2.0, 5.0]}')
+    panel.get_by_role("button", name=f"Predict with {SIMPLE}").click()
+    # Then the answer is half_plus_two's: 0.5 * x + 2
+    expect(prediction).to_contain_text("4.5")
     assert json.loads(prediction.inner_text()) == {"predictions": [2.5, 3.0, 4.5]}
 
     # When they predict with a request the model cannot take
@@ -75,13 +107,15 @@ def test_serve_predict_logs_and_stop(page: Any, any_lab: LabProcess) -> None:
     # When they copy its curl line and run it in a shell
     panel.get_by_role("button", name=f"Copy curl command for {SIMPLE}").click()
     curl = shlex.split(page.evaluate("navigator.clipboard.readText()"))
-    # Then it is a curl that posts JSON straight to the model server, and it predicts
+    # Then it is a curl that posts the example request straight to the model server
     assert curl[0] == "curl" and "Content-Type: application/json" in curl, curl
     assert serve["url"] in curl, curl
+    assert json.loads(curl[curl.index("-d") + 1]) == example, curl
+    # and it predicts
     answer = subprocess.run(
         [*curl, "--silent", "--max-time", "60"], capture_output=True, check=True
     )
-    assert json.loads(answer.stdout) == {"predictions": [2.5, 3.0, 4.5]}, answer
+    assert json.loads(answer.stdout) == {"predictions": [2.0]}, answer
 
     # When they ask for its logs
     panel.get_by_role("button", name=f"Show logs of {SIMPLE}").click()
@@ -234,8 +268,9 @@ def test_screenshots_light_and_dark(page: Any, lab: LabProcess, artifacts_dir: P
     panel = open_sidebar(page)
     panel.get_by_role("button", name="Refresh").click()  # served behind the page's back
     expect(badge(panel, "simple", 1)).to_have_attribute("data-state", "AVAILABLE")
+    expect(panel.get_by_label(f"Metrics of {SIMPLE}", exact=True)).to_be_visible()
     panel.get_by_role("button", name=f"Predict with {SIMPLE}").click()
-    expect(panel.get_by_role("status", name=f"Prediction of {SIMPLE}")).to_contain_text("2.5")
+    expect(panel.get_by_role("status", name=f"Prediction of {SIMPLE}")).to_contain_text("2.0")
 
     # When the page is photographed in the light theme, then in the dark one
     shots = {}
