@@ -13,6 +13,7 @@ there every request counts.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ _SAMPLE = re.compile(r'([A-Za-z_:][A-Za-z0-9_:]*)(?:\{((?:[^"}]|"(?:[^"\\]|\\.)*
 _LABEL = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?')
 _UNESCAPE = re.compile(r"\\(.)")
 INFERENCE = ("predict", "classify", "regress")
+# TF Serving's counters are uint64; a larger "count" is not one (and past 2**53 not exact anyway).
+MAX_COUNT = 2.0**64
 
 
 @dataclass
@@ -55,9 +58,13 @@ def _samples(page: str) -> Iterator[tuple[str, dict[str, str], float]]:
             for k, v in _LABEL.findall(label_text or "")
         }
         try:
-            yield name, labels, float(value)
+            number = float(value)
         except ValueError:
             continue
+        # Only counts are read (requests, cumulative bucket counts): finite whole numbers >= 0.
+        # NaN, +Inf (int() raises on both), -5 or 2.5 is a broken page, not traffic.
+        if math.isfinite(number) and 0 <= number < MAX_COUNT and number.is_integer():
+            yield name, labels, number
 
 
 def parse_metrics(page: str, name: str, version: int) -> ServeMetrics:
@@ -74,8 +81,7 @@ def parse_metrics(page: str, name: str, version: int) -> ServeMetrics:
             tally.requests += int(value)
             if labels.get("status") != "OK":
                 tally.errors += int(value)
-        elif metric == _BUCKET and "le" in labels:
-            limit = float(labels["le"])  # "+Inf" reads as inf
+        elif metric == _BUCKET and (limit := _bucket_limit(labels.get("le"))) is not None:
             tally.buckets[limit] = tally.buckets.get(limit, 0.0) + value  # summed over APIs
     tally = tallies[True] if tallies[True].requests or tallies[True].buckets else tallies[False]
     buckets = sorted(tally.buckets.items())
@@ -86,6 +92,15 @@ def parse_metrics(page: str, name: str, version: int) -> ServeMetrics:
         latency_p50_ms=None if p50 is None else p50 / 1000.0,
         latency_p99_ms=None if p99 is None else p99 / 1000.0,
     )
+
+
+def _bucket_limit(text: str | None) -> float | None:
+    """A bucket's upper bound: a number >= 0 or "+Inf" (latencies); None if it is not one."""
+    try:
+        limit = float(text) if text is not None else math.nan
+    except ValueError:
+        return None
+    return limit if limit >= 0 else None  # NaN compares False too
 
 
 def _quantile(buckets: list[tuple[float, float]], q: float) -> float | None:

@@ -20,30 +20,20 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import NoReturn
 
+from . import serve_details
 from .backends.base import Backend, Observation, Observed, ServeSpec
 from .errors import BackendUnavailable, Conflict, InvalidInput, ModelServeError, NotFound
 from .locks import KeyedLocks
-from .metrics import scrape_metrics
 from .reconciler import Reconciler
 from .registry.model_registry import DEFAULT_MAX_ARTIFACT_BYTES, ModelRegistry
 from .registry.rows import ServeRecord
 from .registry.store import RegistryStore
-from .schemas import (
-    REMOTE_SCHEMES,
-    SUPPORTED_MODEL_TYPES,
-    ServeMetrics,
-    ServeState,
-    ServeView,
-    SignatureView,
-)
+from .schemas import SUPPORTED_MODEL_TYPES, ServeState, ServeView, SignatureView
 from .servestate import failure, fold, settled, view_of
-from .signature import example_request, signature_from_metadata, signature_of_folder
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, int]
-# The longest a describe waits for the model server's /metadata or metrics page.
-MAX_PEEK_SECONDS = 1.0
 
 
 class ServeService:
@@ -176,58 +166,13 @@ class ServeService:
         return self._refresh(self._record(name, version))
 
     def describe(self, name: str, version: int) -> ServeView:
-        """`get` plus the model's signature, an example predict body, and the serve's metrics.
-
-        Costs a read of saved_model.pb and a scrape of the model server (short timeout): GET one
-        answers it, lists never do. A signature or metrics that cannot be read are None.
-        """
-        view = self.get(name, version)
-        found = self._signature(name, version, view)
-        return view.model_copy(
-            update={
-                "signature": found,
-                "example_request": example_request(found) if found is not None else None,
-                "metrics": self._metrics(name, version, view),
-            }
-        )
+        """`get` plus the model's signature, an example predict body and the serve's metrics
+        (GET one; lists never pay for these reads). See serve_details.py."""
+        return serve_details.describe(self, name, version)
 
     def signature(self, name: str, version: int) -> SignatureView | None:
-        """The serving signature of a registered version, served or not (None: unknown yet).
-
-        A local artifact is read from its saved_model.pb; a remote one (s3://, gs://) only
-        from its model server's /metadata once it is AVAILABLE.
-        """
-        view = None
-        if self.store.get_model_version(name, version).source.startswith(REMOTE_SCHEMES):
-            record = self.store.get_serve(name, version)
-            if record is None:
-                return None
-            view = self.get(name, version)
-        return self._signature(name, version, view)
-
-    def _signature(self, name: str, version: int, view: ServeView | None) -> SignatureView | None:
-        source = self.store.get_model_version(name, version).source
-        if not source.startswith(REMOTE_SCHEMES):
-            return signature_of_folder(Path(source))
-        if not _answering(view):
-            return None
-        spec = _spec(self._record(name, version))
-        return signature_from_metadata(
-            self.backend.endpoint(spec), name, spec.servable_version, self._peek_timeout
-        )
-
-    def _metrics(self, name: str, version: int, view: ServeView) -> ServeMetrics | None:
-        if not _answering(view):
-            return None
-        spec = _spec(self._record(name, version))
-        return scrape_metrics(
-            self.backend.endpoint(spec), name, spec.servable_version, self._peek_timeout
-        )
-
-    @property
-    def _peek_timeout(self) -> float:
-        # A read of the model server after the status read: GET one stays within its deadline.
-        return min(self.status_timeout, MAX_PEEK_SECONDS)
+        """The serving signature of a registered version, served or not (None: unknown yet)."""
+        return serve_details.signature(self, name, version)
 
     def list_serves(self, limit: int | None = None, offset: int = 0) -> list[ServeView]:
         """A page of serves, refreshed from the backend in one bounded read.
@@ -440,12 +385,6 @@ class ServeService:
         backend's own lock keep it to one deployment.
         """
         return self._serve_locks.hold((name, version), timeout)
-
-
-def _answering(view: ServeView | None) -> bool:
-    """AVAILABLE and answering: a model server that just failed its status read (a reason
-    says why) is not asked again, so a hung one costs GET one a single timeout."""
-    return view is not None and view.state is ServeState.AVAILABLE and view.reason is None
 
 
 def _key(record: ServeRecord) -> Key:

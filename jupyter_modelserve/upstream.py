@@ -1,4 +1,5 @@
-"""Bounded GETs of a model server's read-only endpoints (`/metadata`, Prometheus metrics).
+"""Bounded GETs of a model server's read-only endpoints (`/metadata`, Prometheus metrics), and
+`best_effort`, which keeps what is read from them from ever failing the view it decorates.
 
 Blocking, in the calling thread (the REST handlers already run service calls off the event loop).
 Every read is bounded in time and size, and any failure is None: what these reads add to a view
@@ -11,6 +12,8 @@ import http.client
 import logging
 import time
 import urllib.request
+from collections.abc import Callable
+from typing import TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -43,4 +46,31 @@ def get_bounded(url: str, timeout: float, max_bytes: int) -> bytes | None:
         # URLError (and HTTPError), timeouts and resets are OSErrors; ValueError is a malformed
         # URL; HTTPException a broken status line or a short body.
         log.debug("GET %s failed: %s", url, error)
+        return None
+
+
+_T = TypeVar("_T")
+# What has been logged at warning already: one line per kind of failure and serve, not one
+# traceback per GET. Bounded: past MAX_WARNED it starts over (a few repeats, never a leak).
+MAX_WARNED = 1000
+_warned: set[tuple[str, str]] = set()
+
+
+def best_effort(what: str, read: Callable[[], _T]) -> _T | None:
+    """`read()`, or None on any exception, logged (warning the first time, then debug).
+
+    For what GET one adds from another process's output (a signature, metrics): a broken peer,
+    or a bug in parsing what it sent, must not turn the serve's own view into a 500.
+    """
+    try:
+        return read()
+    except Exception as error:
+        seen = (what, type(error).__name__)
+        if seen in _warned:
+            log.debug("Leaving out %s: %r", what, error)
+            return None
+        if len(_warned) >= MAX_WARNED:
+            _warned.clear()
+        _warned.add(seen)
+        log.warning("Leaving out %s (logged once): %r", what, error, exc_info=True)
         return None

@@ -5,6 +5,7 @@ A real model server (in-process, real TensorFlow), real HTTP requests, a real sc
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
 from collections.abc import Iterator
@@ -13,15 +14,18 @@ from pathlib import Path
 import pytest
 import requests
 
-from jupyter_modelserve.metrics import _quantile, parse_metrics, scrape_metrics
+from jupyter_modelserve.metrics import MAX_PAGE_BYTES, _quantile, parse_metrics, scrape_metrics
 from jupyter_modelserve.modelserver import metrics as server_metrics
 from jupyter_modelserve.modelserver.manager import ModelManager
 from jupyter_modelserve.tfserving.model_config import VersionPolicy
+from jupyter_modelserve.upstream import best_effort
 
 from .modelserver_fixtures import TIMEOUT, config, serve, wait_idle
 from .tf_models import build_half_plus_two
 
 PAGE = "/monitoring/prometheus/metrics"
+APIS = ("predict", "classify", "regress")
+STATUSES = ("OK", "NOT_FOUND", "INVALID_ARGUMENT")
 
 
 @pytest.fixture(scope="module")
@@ -220,3 +224,118 @@ def test_the_scrape_reads_the_live_server(model_server: str, tmp_path: Path) -> 
     # When scraped over HTTP / Then the count went up by one
     after = scrape_metrics(model_server, "half", 2, TIMEOUT)
     assert after is not None and after.request_count == before.request_count + 1
+
+
+def test_label_values_and_page_size_are_bounded_in_the_worst_case() -> None:
+    # Given a registry, and clients that ask for 3000 different models whose names are 255
+    # four-byte characters, with 19-digit versions, each on every API, failing and succeeding;
+    # and 3000 versions of a model that calls itself "__other__"
+    registry = server_metrics.Metrics()
+    recorded = 0
+    for index in range(3000):
+        name = f"{index:05d}" + "\U0010ffff" * 250
+        for api in APIS:
+            for status in STATUSES:
+                registry.record(name, "9" * 19, api, status, 5.0)
+                recorded += 1
+        registry.record(server_metrics.OVERFLOW, str(index), "predict", "OK", 5.0)
+        recorded += 1
+    # When the page is rendered
+    text = registry.render()
+    # Then it stays well under what the scraper reads (half of it), every request still counted
+    assert len(text.encode()) < MAX_PAGE_BYTES / 2
+    counts = re.findall(r"^:tensorflow:serving:request_count\{.*\} (\d+)$", text, re.M)
+    assert sum(int(c) for c in counts) == recorded
+    # And the first models kept their own series, the rest went to "__other__"
+    assert 'model_name="00000' in text
+    assert 'model_name="__other__",status="OK",API="predict",version=""}' in text
+
+
+def test_labels_longer_than_any_servables_are_counted_as_other() -> None:
+    # Given an empty registry
+    registry = server_metrics.Metrics()
+    # When a name longer than a model name can be, and a version past int64, are requested
+    registry.record("n" * 256, "1", "predict", "OK", 5.0)
+    registry.record("m", "1" * 20, "predict", "OK", 5.0)
+    registry.record("n" * 255, "1" * 19, "predict", "OK", 5.0)
+    # Then those two are counted under "__other__", unrendered; the longest valid ones are not
+    text = registry.render()
+    assert "n" * 256 not in text and '"' + "1" * 20 + '"' not in text
+    assert 'model_name="__other__",status="OK",API="predict",version=""} 2' in text
+    assert f'model_name="{"n" * 255}",status="OK",API="predict",version="{"1" * 19}"}} 1' in text
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["+Inf", "NaN", "-3", "2.5", "1e400", "1e30"],
+)
+def test_sample_values_that_are_no_count_are_skipped(bad: str) -> None:
+    # Given a page whose good series are mixed with one broken value of each kind, and a bucket
+    # whose bound is not a number
+    count = ':tensorflow:serving:request_count{model_name="m",status='
+    bucket = ':tensorflow:serving:request_latency_bucket{model_name="m",API="predict",le='
+    text = "\n".join(
+        [
+            f'{count}"OK"}} 5',
+            f'{count}"OK"}} {bad}',
+            f'{count}"ABORTED"}} {bad}',
+            f'{bucket}"10"}} 5',
+            f'{bucket}"20"}} {bad}',
+            f'{bucket}"x"}} 9',
+            f'{bucket}"NaN"}} 9',
+            f'{bucket}"+Inf"}} 5',
+        ]
+    )
+    # When it is read / Then only the good samples count, and nothing raises
+    read = parse_metrics(text, "m", 1)
+    assert (read.request_count, read.error_count) == (5, 0)
+    assert read.latency_p50_ms == 0.005 and read.latency_p99_ms == 0.0099
+
+
+def test_a_model_server_with_a_broken_page_has_sane_metrics() -> None:
+    # Given a real HTTP server whose metrics page has +Inf and NaN counts
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = (
+        b':tensorflow:serving:request_count{model_name="half",status="OK",API="predict",'
+        b'version="1"} +Inf\n'
+        b':tensorflow:serving:request_count{model_name="half",status="OK",API="predict",'
+        b'version="1"} NaN\n'
+    )
+
+    class Broken(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Broken)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        # When it is scraped / Then it reads as no traffic, not an exception
+        read = scrape_metrics(f"http://127.0.0.1:{server.server_address[1]}", "half", 1, TIMEOUT)
+        assert read is not None and (read.request_count, read.error_count) == (0, 0)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_failing_peek_is_none_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    # Given a read of another process's output that fails in a way nobody foresaw
+    def broken() -> int:
+        raise OverflowError("cannot convert float infinity to integer")
+
+    # When it is peeked at three times
+    with caplog.at_level(logging.DEBUG, logger="jupyter_modelserve.upstream"):
+        results = [best_effort("the metrics of 'peeked' version 1", broken) for _ in range(3)]
+    # Then each is None, with one warning (and its traceback) then debug lines only
+    assert results == [None, None, None]
+    levels = [r.levelno for r in caplog.records if "'peeked'" in r.getMessage()]
+    assert levels == [logging.WARNING, logging.DEBUG, logging.DEBUG]
+    # And a read that works answers its value
+    assert best_effort("the metrics of 'fine' version 1", lambda: 7) == 7

@@ -20,7 +20,7 @@ from jupyter_modelserve.registry.savedmodel_pb import (
     serving_signature_defs_of,
     signature_defs_from_bytes,
 )
-from jupyter_modelserve.schemas import TensorSpecView
+from jupyter_modelserve.schemas import SignatureView, TensorSpecView
 from jupyter_modelserve.signature import (
     example_request,
     signature_from_metadata,
@@ -333,3 +333,104 @@ def test_an_unreadable_artifact_has_no_signature(tmp_path: Path) -> None:
     # When their signature is asked for / Then it is None (logged), never an exception
     assert signature_of_folder(tmp_path / "bad") is None
     assert signature_of_folder(tmp_path / "missing") is None
+
+
+# -- bounds on what an example request and a /metadata answer may cost ----------------------------
+
+
+def test_an_example_of_zero_sized_dimensions_still_counts_its_lists(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given a real SavedModel whose input is [-1, 5000, 0]: no values, but 5000 lists to build,
+    # and an example limit of 1000
+    import tensorflow as tf
+
+    class Empty(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 5000, 0], tf.float32, name="x")])
+        def __call__(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+            return {"y": tf.reduce_sum(x, axis=[1, 2])}
+
+    module = Empty()
+    tf.saved_model.save(module, str(tmp_path / "1"), signatures=module.__call__)
+    monkeypatch.setattr("jupyter_modelserve.signature.MAX_EXAMPLE_VALUES", 1000)
+    view = signature_of_folder(tmp_path / "1")
+    assert view is not None and view.inputs[0].shape == [-1, 5000, 0]
+    # When its example request is built / Then there is none: the lists count, though empty
+    assert example_request(view) is None
+    # And [-1, 10, 0] (11 lists) is still built, as TF Serving takes it
+    small = TensorSpecView(name="x", dtype="float", shape=[-1, 10, 0])
+    assert example_request(view.model_copy(update={"inputs": [small]})) == {
+        "instances": [[[] for _ in range(10)]]
+    }
+
+
+def test_an_example_of_a_rank_past_tensorflows_limit_is_left_out() -> None:
+    # Given an input of rank 5000, every size 1 (one value: no size limit stops it)
+    deep = TensorSpecView(name="x", dtype="float", shape=[1] * 5000)
+    view = SignatureView(name="serving_default", method="m", inputs=[deep], outputs=[])
+    # When its example is built / Then it is None, not a RecursionError
+    assert example_request(view) is None
+
+
+def metadata(dims: Any = None, inputs: int = 1, tensor: Any = None) -> dict[str, Any]:
+    """A TF Serving /metadata answer with `inputs` tensors of `tensor` (default: shape `dims`)."""
+    info = tensor if tensor is not None else {"dtype": "DT_FLOAT", "tensor_shape": {"dim": dims}}
+    signature = {"inputs": {f"x{i}": info for i in range(inputs)}, "method_name": "m"}
+    return {"metadata": {"signature_def": {"signature_def": {"serving_default": signature}}}}
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        (metadata([{"size": "1"}] * 5000), "more than 254 dimensions"),
+        (metadata([{"size": "1"}], inputs=10_001), "more than 10000 tensors"),
+        (metadata([{"size": float("inf")}]), "dimension size is inf"),
+        (metadata([{"size": float("nan")}]), "dimension size is nan"),
+        (metadata([{"size": str(2**70)}]), "not an int64"),
+        (metadata(tensor=["not", "a", "tensor"]), "not a TF Serving metadata answer"),
+        (
+            {
+                "metadata": {
+                    "signature_def": {"signature_def": {f"s{i}": {} for i in range(10_001)}}
+                }
+            },
+            "more than 10000 signatures",
+        ),
+    ],
+)
+def test_hostile_metadata_answers_are_a_value_error_naming_the_problem(
+    answer: Any, problem: str
+) -> None:
+    # Given a /metadata answer past a limit, or of the wrong form
+    # When it is read / Then a ValueError says why (signature_from_metadata logs it: None)
+    with pytest.raises(ValueError, match=problem):
+        signatures_from_metadata(answer)
+
+
+def test_a_hostile_metadata_server_gives_no_signature() -> None:
+    # Given a real HTTP server whose /metadata has a rank-5000 shape (json writes -1 unquoted)
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = json.dumps(metadata([{"size": "1"}] * 5000)).encode()
+
+    class Hostile(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        # When the signature is read from it / Then there is none, and no exception
+        assert signature_from_metadata(endpoint, "m", 1, TIMEOUT) is None
+    finally:
+        server.shutdown()
+        server.server_close()

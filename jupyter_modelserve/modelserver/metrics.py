@@ -42,9 +42,20 @@ def _bucket_limits(scale: float, growth: float, count: int) -> tuple[float, ...]
 
 BUCKET_LIMITS = _bucket_limits(10.0, 1.8, 33)  # microseconds; a last bucket takes the rest
 # Clients choose model names (a request for an unknown model is counted too, as TF Serving
-# does), so the number of series is bounded; past it new ones are counted under OVERFLOW.
+# does), so series are bounded, in number and in the bytes they render to; past either bound new
+# ones are counted under OVERFLOW. The page must stay well under what a scraper reads (this
+# package's own reads at most 8 MB): a page past it is no metrics at all for every serve.
 MAX_SERIES = 2000
+MAX_PAGE_BYTES = 2 * 1024**2
 OVERFLOW = "__other__"
+# A label value longer than a model name can be (TF Serving's and the registry's limit) or an
+# int64 version is no servable's: it is counted under OVERFLOW, not rendered.
+MAX_NAME_LENGTH = 255
+MAX_VERSION_LENGTH = 19
+# What a line holds besides its labels, at most: the metric name, `_bucket`, `,le="..."`, the
+# braces and a 20-digit count or a float sum.
+_LINE_BYTES = len(REQUEST_LATENCY) + 64
+_LATENCY_LINES = len(BUCKET_LIMITS) + 3  # the buckets, +Inf, _sum and _count
 
 CountKey = tuple[str, str, str, str]  # model_name, version, API, status
 LatencyKey = tuple[str, str, str]  # model_name, version, API
@@ -65,28 +76,54 @@ class Metrics:
         self._lock = threading.Lock()
         self._counts: dict[CountKey, int] = {}
         self._latency: dict[LatencyKey, _Histogram] = {}
+        self._bytes = 0  # what the series admitted so far render to, at most
 
     def record(self, name: str, version: str, api: str, status: str, micros: float) -> None:
-        """Count one request; its latency too when it succeeded. `version` is "" if unknown."""
+        """Count one request; its latency too when it succeeded. `version` is "" if unknown.
+
+        `api` and `status` come from the server's own fixed sets; `name` and `version` from the
+        request's path, so they are bounded here.
+        """
         # The bucket is found outside the lock: only the adds are serialised.
         bucket = bisect_left(BUCKET_LIMITS, micros) if status == "OK" else -1
+        if len(name) > MAX_NAME_LENGTH or len(version) > MAX_VERSION_LENGTH:
+            name, version = OVERFLOW, ""
         with self._lock:
-            key = (name, version, api, status)
-            if key not in self._counts and len(self._counts) >= MAX_SERIES:
+            key: CountKey = (name, version, api, status)
+            if key not in self._counts and not self._admit(
+                key, len(self._counts), 1, _labels(model_name=name, status=status, API=api)
+            ):
                 key = (OVERFLOW, "", api, status)
             self._counts[key] = self._counts.get(key, 0) + 1
             if bucket < 0:
                 return
-            series = (name, version, api)
+            series: LatencyKey = (name, version, api)
+            if series not in self._latency and not self._admit(
+                series, len(self._latency), _LATENCY_LINES, _labels(API=api, entrypoint="REST")
+            ):
+                series = (OVERFLOW, "", api)
             histogram = self._latency.get(series)
             if histogram is None:
-                if len(self._latency) >= MAX_SERIES:
-                    series = (OVERFLOW, "", api)
-                    histogram = self._latency.get(series)
-                if histogram is None:
-                    histogram = self._latency[series] = _Histogram()
+                histogram = self._latency[series] = _Histogram()
             histogram.buckets[bucket] += 1
             histogram.total += micros
+
+    def _admit(self, key: tuple[str, ...], count: int, lines: int, labels: str) -> bool:
+        """Whether a new series `key` (model, version, ...) fits beside the `count` there are,
+        as `lines` lines that also carry `labels`; if so, it is accounted for.
+
+        An OVERFLOW series is always admitted: there is one per API and status, both the
+        server's own small sets, and it must take what is left over.
+        """
+        name, version = key[0], key[1]
+        if (name, version) == (OVERFLOW, ""):
+            return True
+        labels += _labels(model_name=name, version=version)
+        cost = lines * (_LINE_BYTES + len(labels.encode()))
+        if count >= MAX_SERIES or self._bytes + cost > MAX_PAGE_BYTES:
+            return False
+        self._bytes += cost
+        return True
 
     def render(self) -> str:
         """The Prometheus text exposition of every series, as TF Serving lays it out."""
