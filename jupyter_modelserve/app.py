@@ -11,6 +11,7 @@ from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import PeriodicCallback
 from traitlets import Bool
 
+from . import jupyter_info
 from ._version import __version__
 from .cli import SUBCOMMANDS
 from .handlers import ROUTES
@@ -49,6 +50,11 @@ class ModelServeApp(ModelServeSettings, ExtensionApp):
     subcommands = {  # for --help: command.py starts them without this class
         name: (app, app.description.splitlines()[0]) for name, app in SUBCOMMANDS.items()
     }
+    # traitlets words this with the app's name, the extension's: "jupyter_modelserve cmd".
+    subcommand_description = (
+        "Subcommands are launched as `jupyter modelserve cmd [args]`. For information on "
+        "using subcommand 'cmd', do: `jupyter modelserve cmd -h`."
+    )
 
     service: ServeService | None = None
     threads: CapacityLimiter
@@ -77,6 +83,9 @@ class ModelServeApp(ModelServeSettings, ExtensionApp):
         self.threads = CapacityLimiter(REQUEST_THREADS)
         self.copy_threads = CapacityLimiter(COPY_THREADS)
         self.service = self.build_service()
+        # Relative model paths mean "in root_dir" in this process too (see jupyter_info.py).
+        if self.serverapp is not None:
+            jupyter_info.set_server_root(self.serverapp.root_dir)
         if self.demo:
             demo = self.service.registry.ensure_demo_model()
             if demo is not None:
@@ -121,6 +130,7 @@ class ModelServeApp(ModelServeSettings, ExtensionApp):
             self._ticking = False
 
     async def stop_extension(self) -> None:
+        jupyter_info.set_server_root(None)
         if self._reconciler is not None:
             self._reconciler.stop()
         # A tick still running holds an extension thread: let it end (bounded), or the idle

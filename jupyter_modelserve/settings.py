@@ -156,6 +156,17 @@ def load_settings(extra: Config | None = None, **overrides: Any) -> ModelServeSe
 
     `extra` (a command line's config, say) wins over the files; `overrides` win over both.
     """
+    config = load_config(extra)
+    # The server reads `c.ModelServeApp`; here the same values configure the plain settings.
+    config.ModelServeSettings.merge(config.ModelServeApp)
+    settings = ModelServeSettings(config=config)
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    return settings
+
+
+def load_config(extra: Config | None = None) -> Config:
+    """The Jupyter server's config, read from its files as the server reads them (`extra` wins)."""
     config = Config()
     for folder in reversed(jupyter_config_path()):  # later folders take precedence
         for name in CONFIG_FILE_NAMES:
@@ -165,9 +176,4 @@ def load_settings(extra: Config | None = None, **overrides: Any) -> ModelServeSe
                     config.merge(loader(path.name, path=str(path.parent)).load_config())
     if extra is not None:
         config.merge(extra)
-    # The server reads `c.ModelServeApp`; here the same values configure the plain settings.
-    config.ModelServeSettings.merge(config.ModelServeApp)
-    settings = ModelServeSettings(config=config)
-    for name, value in overrides.items():
-        setattr(settings, name, value)
-    return settings
+    return config

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import InvalidInput, PayloadTooLarge
 from . import safe_copy
+from .quiet import quiet_tensorflow
 from .savedmodel_pb import serving_signatures_of
 
 SERVING_SIGNATURE = "serving_default"
@@ -94,16 +95,18 @@ def check_saved_model(folder: Path, shown_as: str) -> tuple[str, ...]:
 def export_keras_model(model: Any, staging: Path, max_bytes: int) -> SavedModelInfo:
     """Export an in-memory Keras model to `staging` as a SavedModel with `serving_default`.
 
-    `staging` is gone on any error.
+    `staging` is gone on any error. TensorFlow's chatter about the staging folder stays out of
+    the caller's output (see quiet.py).
     """
     try:
         try:
-            if hasattr(model, "export"):  # Keras 3 writes an inference-only SavedModel
-                model.export(str(staging), format="tf_saved_model", verbose=False)
-            else:
-                import tensorflow as tf
+            with quiet_tensorflow():
+                if hasattr(model, "export"):  # Keras 3 writes an inference-only SavedModel
+                    model.export(str(staging), format="tf_saved_model", verbose=False)
+                else:
+                    import tensorflow as tf
 
-                tf.saved_model.save(model, str(staging))
+                    tf.saved_model.save(model, str(staging))
         except Exception as exc:
             raise InvalidInput(f"source: could not export the Keras model: {exc}") from None
         size = folder_bytes(staging)

@@ -8,6 +8,7 @@ read and change of the registry that a front door makes. `ServeService` holds on
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -23,14 +24,15 @@ from typing import Any
 
 from ..errors import Conflict, InvalidInput, NotFound, ServerFault
 from ..locks import KeyedLocks
-from ..schemas import REMOTE_SCHEMES, ModelVersionView, RegisteredModelView
-from . import artifacts, safe_copy
+from ..schemas import MAX_TAG_LENGTH, REMOTE_SCHEMES, ModelVersionView, RegisteredModelView
+from . import artifacts, keras_file, mlflow_source, safe_copy
+from .paths import local_source, name_max
 from .store import RegistryStore
 
 DEMO_MODEL = "simple"
 DEFAULT_MAX_ARTIFACT_BYTES = 4 * 1024**3  # c.ModelServeApp.max_artifact_bytes's default
 ARTIFACT_ROOT_SETTING = "c.ModelServeApp.artifact_root"
-_DEFAULT_NAME_MAX = 255
+MLFLOW_TAG_PREFIX = "mlflow:"  # a version registered from MLflow keeps its URI as a tag
 
 log = logging.getLogger(__name__)
 
@@ -138,12 +140,8 @@ class ModelRegistry:
         """
         self._check_name_fits(name)
         staging = self._new_staging()
-        limits = safe_copy.CopyLimits(
-            max_bytes=self.max_artifact_bytes,
-            deadline=time.monotonic() + self.artifact_copy_seconds,
-        )
         with self._faults_of_ours(staging):
-            artifacts.stage_saved_model(source, staging, limits)
+            artifacts.stage_saved_model(source, staging, self._limits())
         return self._adopt_staged(staging, name, details)
 
     def register_keras_model(
@@ -157,6 +155,47 @@ class ModelRegistry:
         staging = self._new_staging()
         with self._faults_of_ours(staging):
             artifacts.export_keras_model(model, staging, self.max_artifact_bytes)
+        return self._adopt_staged(staging, name, details)
+
+    def register_keras_file(
+        self,
+        source: str,
+        name: str,
+        details: VersionDetails = NO_DETAILS,
+        base_dir: Path | None = None,
+    ) -> ModelVersionView:
+        """Load a `.keras` / `.h5` file (in a child process) and register its SavedModel export.
+
+        A relative `source` is read from `base_dir` (never through a link out of it).
+        """
+        self._check_name_fits(name)
+        staging, work = self._new_staging(), self._new_staging()
+        try:
+            with self._faults_of_ours(staging):
+                keras_file.stage_keras_file(source, base_dir, staging, work, self._limits())
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return self._adopt_staged(staging, name, details)
+
+    def register_mlflow_model(
+        self, uri: str, name: str, details: VersionDetails = NO_DETAILS
+    ) -> ModelVersionView:
+        """Register an MLflow model URI (runs:/, models:/) logged with a TensorFlow or Keras
+        flavour; MLflow resolves it against the user's tracking URI (mlflow_source.py).
+
+        The URI is kept as the version's tag `mlflow:<uri>`: `source` is the registry's copy,
+        which is what gets served.
+        """
+        self._check_name_fits(name)
+        staging, work = self._new_staging(), self._new_staging()
+        try:
+            with self._faults_of_ours(staging):
+                mlflow_source.stage_mlflow_model(uri, staging, work, self._limits())
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        origin = f"{MLFLOW_TAG_PREFIX}{uri}"
+        if len(origin) <= MAX_TAG_LENGTH and origin not in details.tags:
+            details = dataclasses.replace(details, tags=(*details.tags, origin))
         return self._adopt_staged(staging, name, details)
 
     def clean_staging(self) -> list[Path]:
@@ -190,13 +229,18 @@ class ModelRegistry:
         details: VersionDetails = NO_DETAILS,
         base_dir: Path | None = None,
     ) -> ModelVersionView:
-        """Register a local SavedModel folder (copied) or a remote URI (recorded).
+        """Register a local SavedModel folder (copied), a `.keras` / `.h5` file (exported), an
+        MLflow model URI (downloaded, then copied or exported), or a remote URI (recorded).
 
         A relative folder is read from `base_dir` when given (the REST API passes the Jupyter
         server's root_dir, where the file browser's paths live), else from the working folder.
         """
         if source.startswith(REMOTE_SCHEMES):
             return self.register_remote_model(source, name, details)
+        if mlflow_source.is_mlflow_uri(source):
+            return self.register_mlflow_model(source, name, details)
+        if keras_file.is_keras_file(source):
+            return self.register_keras_file(source, name, details, base_dir)
         folder = local_source(source, base_dir)
         return self.register_saved_model(folder, name, details)
 
@@ -300,6 +344,13 @@ class ModelRegistry:
                 "undoing a failed registration: %s%r failed", step.__name__, args, exc_info=True
             )
 
+    def _limits(self) -> safe_copy.CopyLimits:
+        """One registration's bounds: its bytes, and a deadline for all its steps together."""
+        return safe_copy.CopyLimits(
+            max_bytes=self.max_artifact_bytes,
+            deadline=time.monotonic() + self.artifact_copy_seconds,
+        )
+
     def _new_staging(self) -> Path:
         try:
             return artifacts.new_staging_folder(self._staging_root)
@@ -333,7 +384,7 @@ class ModelRegistry:
     def _check_name_fits(self, name: str) -> None:
         """A copied model lives in a folder named after it: refuse a name no folder can have,
         before anything is copied or created."""
-        limit = _name_max(self.artifact_root)
+        limit = name_max(self.artifact_root)
         size = len(os.fsencode(name))
         if size > limit:
             raise InvalidInput(
@@ -366,37 +417,3 @@ class ModelRegistry:
         return self.register_saved_model(
             folder, DEMO_MODEL, VersionDetails(description="half_plus_two: y = 0.5 * x + 2")
         )
-
-
-def local_source(source: str, base_dir: Path | None) -> str:
-    """`source` as the folder to copy: relative paths joined to `base_dir`, which they may not
-    leave through "..".
-
-    Absolute and "~" paths stay as they are: they say where they are, and anyone who may call
-    the API may name any folder this server can read that way. A relative path means "in
-    base_dir", so one that climbs out of it is refused rather than read from elsewhere. Only the
-    path's text is checked: a link inside base_dir to a folder outside is followed, as the
-    file browser follows it.
-    """
-    if base_dir is None or source.startswith("~") or os.path.isabs(source):
-        return source
-    base = os.path.normpath(os.path.abspath(base_dir))
-    joined = os.path.normpath(os.path.join(base, source))
-    if os.path.commonpath([base, joined]) != base:
-        raise InvalidInput(
-            f"source: {source!r} leads out of {base!r}, where relative paths are read from; "
-            "name a folder inside it, or give an absolute path"
-        )
-    return joined
-
-
-def _name_max(folder: Path) -> int:
-    """The longest file name (bytes) the file system of `folder`, or its nearest parent, takes."""
-    for candidate in (folder, *folder.parents):
-        try:
-            return int(os.pathconf(candidate, "PC_NAME_MAX"))
-        except FileNotFoundError:
-            continue
-        except (OSError, ValueError):
-            break
-    return _DEFAULT_NAME_MAX
