@@ -190,6 +190,24 @@ def validate_version(value: Any, field: str = "version") -> int:
     return result
 
 
+MAX_WAIT_SECONDS = 3600.0  # the longest a front door waits for a serve: an hour
+
+
+def _wait_seconds(value: Any) -> float:
+    # bool is an int subclass; NaN fails every comparison, so it fails this one too.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"must be a number of seconds, got {shown(value)}")
+    if not 0 <= value <= MAX_WAIT_SECONDS:
+        raise ValueError(f"must be from 0 to {MAX_WAIT_SECONDS:.0f} seconds, got {value}")
+    return float(value)
+
+
+def validate_wait_seconds(value: Any, field: str = "timeout") -> float:
+    """How long to wait for a serve: finite, from 0 to an hour; InvalidInput names `field`."""
+    result: float = _invalid(field, _wait_seconds, value)
+    return result
+
+
 def validate_tag(value: Any, field: str = "tag") -> str:
     result: str = _invalid(field, _tag, value)
     return result

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .display import NOT_SERVED, state_badge, state_label
 from .errors import ModelServeError
+from .results import curl_command, metrics_text
 from .schemas import ServeState, ServeView
 from .servestate import in_progress
 
@@ -27,8 +28,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_WIDTHS = ("140px", "60px", "110px", "70px", "70px", "360px", "60px", "110px")
-_HEADERS = ("model", "version", "state", "", "", "url", "", "")
+_WIDTHS = ("140px", "60px", "110px", "70px", "70px", "360px", "60px", "230px", "110px")
+_HEADERS = ("model", "version", "state", "", "", "url", "", "traffic", "")
+Key = tuple[str, int]  # a model version: (name, version)
+DETAILED_ROWS = 50  # AVAILABLE rows whose signature and traffic one update reads, at most
+_DETAIL_FIELDS = ("signature", "example_request", "metrics")  # what ServeService.describe adds
 
 
 class PanelRow:
@@ -56,7 +60,8 @@ class PanelRow:
             layout=cell[5],
         )
         self.copy = widgets.HTML(layout=cell[6])
-        self.status = widgets.HTML(layout=cell[7])
+        self.traffic = widgets.HTML(layout=cell[7])
+        self.status = widgets.HTML(layout=cell[8])
         self.reason = widgets.HTML(layout=widgets.Layout(display="none", margin="0 0 4px 10px"))
         self.serve_button.on_click(lambda _button: panel._start(self, "serve"))
         self.stop_button.on_click(lambda _button: panel._start(self, "stop"))
@@ -64,7 +69,7 @@ class PanelRow:
         # browser: keep it editable and put the url back whenever someone types into it.
         self.url.observe(self._keep_url, names="value")
         cells = [self.name_label, self.version_label, self.badge, self.serve_button]
-        cells += [self.stop_button, self.url, self.copy, self.status]
+        cells += [self.stop_button, self.url, self.copy, self.traffic, self.status]
         self.box = widgets.VBox([widgets.HBox(cells), self.reason])
 
     def show(self, view: ServeView | None) -> None:
@@ -74,7 +79,12 @@ class PanelRow:
         self.badge.value = state_badge(serve_state)
         self._url = (view.url or "") if view is not None else ""
         self.url.value = self._url
-        self.copy.value = _copy_button(self._url) if self._url else ""
+        # The button copies a curl command whose body fits the model's signature, once known.
+        example = view.example_request if view is not None else None
+        command = curl_command(self._url, example) if self._url else ""
+        self.copy.value = _copy_button(command) if command else ""
+        metrics = view.metrics if view is not None and view.state is ServeState.AVAILABLE else None
+        self.traffic.value = html.escape(metrics_text(metrics)) if metrics is not None else ""
         reason = view.reason if view is not None else None
         style = "color:#dc3545" if serve_state is ServeState.FAILED else "color:#6c757d"
         self.reason.value = f'<span style="{style}">{html.escape(reason or "")}</span>'
@@ -117,6 +127,7 @@ class ServePanel:
         self.service = service
         self.refresh_interval = refresh_interval
         self._rows: dict[tuple[str, int], PanelRow] = {}
+        self._detailed: dict[Key, ServeView] = {}  # the last details read, by serve
         # One update at a time, fetch and display together: an older listing must never
         # overwrite a newer one, and the refresh decision follows the latest listing.
         self._update_lock = threading.Lock()
@@ -150,12 +161,17 @@ class ServePanel:
         return self._rows[(name, int(version))]
 
     def update(self) -> None:
-        """Rebuild the view from the service: one listing of serves, one of the registry."""
+        """Rebuild the view from the service: one listing of serves, one of the registry, and
+        the details (signature, traffic) of every AVAILABLE serve."""
+        self._update(read_details=True)
+
+    def _update(self, read_details: bool) -> None:
         with self._update_lock:
             if self._closed:
                 return
             try:
                 serves = {(s.model_name, s.model_version): s for s in self.service.list_serves()}
+                serves.update(self._details(serves, read_details))
                 registry = self.service.registry
                 keys = {
                     (v.name, v.version)
@@ -171,6 +187,29 @@ class ServePanel:
                 self.error_area.value = ""
             self._show(serves, keys | set(serves))
             self._set_refreshing(any(in_progress(s.state) for s in serves.values()))
+
+    def _details(self, serves: dict[Key, ServeView], read_all: bool) -> dict[Key, ServeView]:
+        """AVAILABLE serves with their signature (for the copied request) and traffic.
+
+        Each costs a read of the model server, so the timer (which ticks while anything
+        loads) reads only serves it has no details of yet; `update()` reads them all again.
+        A serve whose details cannot be read keeps its listed view: one bad row breaks none.
+        """
+        available = sorted(k for k, view in serves.items() if view.state is ServeState.AVAILABLE)
+        known = {k: v for k, v in self._detailed.items() if k in available}
+        detailed: dict[Key, ServeView] = {}
+        for key in available[:DETAILED_ROWS]:
+            if key in known and not read_all:
+                detailed[key] = serves[key].model_copy(
+                    update={f: getattr(known[key], f) for f in _DETAIL_FIELDS}
+                )
+                continue
+            try:
+                detailed[key] = self.service.describe(*key)
+            except Exception:  # one serve's details must never break the panel
+                log.debug("ServePanel: details of %s %s", *key, exc_info=True)
+        self._detailed = detailed
+        return detailed
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop refreshing, wait briefly for running clicks, and close every widget."""
@@ -218,7 +257,7 @@ class ServePanel:
     def _refresh_loop(self, stop: threading.Event) -> None:
         # A periodic timer: the event only cuts the wait short when the panel stops refreshing.
         while not stop.wait(self.refresh_interval):
-            self.update()
+            self._update(read_details=False)
 
     def _start(self, row: PanelRow, action: str) -> None:
         """A click: the service call runs in a worker so the kernel stays responsive."""
@@ -259,11 +298,12 @@ class ServePanel:
         thread.start()
 
 
-def _copy_button(url: str) -> str:
+def _copy_button(command: str) -> str:
     # The clipboard is the browser's, so copying is a line of inline JS in plain HTML (no custom
-    # widget); json.dumps makes the url a JS string, html.escape makes that an attribute value.
-    script = html.escape(f"navigator.clipboard.writeText({json.dumps(url)})", quote=True)
-    return f'<button title="copy the url" onclick="{script}">copy</button>'
+    # widget); json.dumps makes it a JS string, html.escape makes that an attribute value.
+    script = html.escape(f"navigator.clipboard.writeText({json.dumps(command)})", quote=True)
+    title = "copy a curl command that predicts with a request of the model's shape"
+    return f'<button title="{title}" onclick="{script}">copy</button>'
 
 
 __all__ = ["NOT_SERVED", "PanelRow", "ServePanel"]

@@ -33,6 +33,26 @@ def half_plus_two(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_half_plus_two(tmp_path_factory.mktemp("models") / "half_plus_two" / "1")
 
 
+@pytest.fixture
+def local_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """`jupyter_modelserve.api` as a kernel uses it: registry, artifacts and model server in
+    tmp folders, the model server on a free port; it is stopped afterwards."""
+    from jupyter_modelserve import api
+
+    for kind in ("data", "config", "runtime"):
+        monkeypatch.setenv(f"JUPYTER_{kind.upper()}_DIR", str(tmp_path / kind))
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "jupyter_server_config.json").write_text(
+        json.dumps({"LocalBackend": {"rest_api_port": 0}})
+    )
+    monkeypatch.setattr(api, "_service", None)
+    yield api
+    service = api._service
+    if service is not None:
+        service.backend.stop_server()  # type: ignore[attr-defined]
+        service.close()
+
+
 def server_config(**sections: dict[str, Any]) -> dict[str, Any]:
     """Jupyter server config with the extension on, a free model server port, and `sections`."""
     config: dict[str, Any] = {

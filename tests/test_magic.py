@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,30 +12,17 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from jupyter_modelserve import api
-from jupyter_modelserve.errors import BackendUnavailable
+from jupyter_modelserve.errors import BackendUnavailable, ModelServeError, NotFound
 from jupyter_modelserve.magics import Logs
 
 
 @pytest.fixture
-def shell(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, half_plus_two: Path
-) -> Iterator[InteractiveShell]:
+def shell(local_api: Any, half_plus_two: Path) -> InteractiveShell:
     """A shell whose %serve talks to a registry and model server in tmp folders."""
-    for kind in ("data", "config", "runtime"):
-        monkeypatch.setenv(f"JUPYTER_{kind.upper()}_DIR", str(tmp_path / kind))
-    (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "jupyter_server_config.json").write_text(
-        json.dumps({"LocalBackend": {"rest_api_port": 0}})
-    )
-    monkeypatch.setattr(api, "_service", None)
     ipython = InteractiveShell.instance()
     ipython.run_line_magic("load_ext", "jupyter_modelserve")
     ipython.user_ns["model_dir"] = str(half_plus_two)
-    yield ipython
-    service = api._service
-    if service is not None:
-        service.backend.stop_server()  # type: ignore[attr-defined]
-        service.close()
+    return ipython
 
 
 def serve(shell: InteractiveShell, line: str) -> Any:
@@ -144,23 +129,84 @@ def test_a_wait_that_runs_out_says_the_same_from_the_magic_and_from_serve_wait(
         ("status simple", "usage: %serve status NAME VERSION"),
         ("register $model_dir", "--name: say which model this is a version of"),
         ("register /nowhere --name x", "'/nowhere' is not a folder"),
-        ("predict simple 1 {nope", "DATA: neither a variable nor JSON"),
+        ("predict simple 1 {nope", "DATA: neither a variable, JSON"),
+        ("predict simple 1 nosuch_variable[:2]", "NameError: name 'nosuch_variable'"),
         ("simple 1 --bogus", "unrecognized arguments: --bogus"),
         ("list extra", "usage: %serve list"),
+        ("simple 1 --timeout nan", "--timeout: must be from 0 to 3600 seconds, got nan"),
+        ("stauts simple 1", "unknown subcommand 'stauts': did you mean status?"),
+        ("lsit", "unknown subcommand 'lsit': did you mean list?"),
+        ("delet simple", "unknown subcommand 'delet': did you mean delete?"),
     ],
 )
-def test_user_errors_print_one_line_and_return_nothing(
+def test_a_user_error_fails_the_cell_with_one_line(
     shell: InteractiveShell, capsys: pytest.CaptureFixture[str], line: str, message: str
 ) -> None:
+    # Given a registered model, and no `s` yet
     serve(shell, "register $model_dir --name simple")
+    shell.user_ns.pop("s", None)
     capsys.readouterr()
-    assert serve(shell, line) is None
-    err = capsys.readouterr().err
-    assert err.startswith("%serve: ") and message in err, err
-    assert err.count("\n") == 1 and "Traceback" not in err
+
+    # When a cell assigns the result of a wrong %serve
+    result = shell.run_cell(f"s = %serve {line}")
+
+    # Then the cell fails (Run All stops here), showing one line and no traceback
+    assert result.error_in_exec is not None and "s" not in shell.user_ns
+    assert isinstance(result.error_in_exec, ModelServeError)
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)
+    assert shown.strip().startswith("%serve: ") and message in shown, shown
+    assert shown.strip().count("\n") == 0 and "Traceback" not in shown
 
 
-def test_a_failed_serve_shows_its_reason(
+def test_the_error_keeps_its_type_for_code_that_catches_it(shell: InteractiveShell) -> None:
+    # When a %serve of a missing model is called from code
+    with pytest.raises(NotFound) as raised:
+        serve(shell, "nosuch 1")
+
+    # Then it is the API's NotFound, with the message alone
+    assert str(raised.value) == "registered model 'nosuch' does not exist"
+    assert raised.value._render_traceback_() == [  # type: ignore[attr-defined]
+        "%serve: registered model 'nosuch' does not exist"
+    ]
+
+
+def test_the_one_line_error_pickles_as_the_plain_error(shell: InteractiveShell) -> None:
+    import pickle
+
+    # Given the error a %serve raised (joblib and ipyparallel pickle exceptions)
+    with pytest.raises(NotFound) as raised:
+        serve(shell, "nosuch 1")
+
+    # When it is pickled and read back, it is the API's own NotFound with its message
+    again = pickle.loads(pickle.dumps(raised.value))
+    assert type(again) is NotFound and str(again) == str(raised.value)
+
+
+def test_a_model_called_like_a_subcommand_typo_is_still_served(shell: InteractiveShell) -> None:
+    # Given a model whose name is one letter from a subcommand
+    serve(shell, "register $model_dir --name lists")
+
+    # When it is served with its version, it is a serve, not a typo
+    assert serve(shell, "lists 1 --no-wait").name == "lists"
+
+
+def test_predict_takes_a_python_expression_and_a_dataframe(shell: InteractiveShell) -> None:
+    import pandas as pd
+
+    # Given a served model and data in the notebook
+    serve(shell, "register $model_dir --name simple")
+    serve(shell, "simple 1")
+    shell.user_ns["x"] = np.array([1.0, 2.0, 5.0], dtype="float32")
+    shell.user_ns["frame"] = pd.DataFrame({"x": [1.0, 3.0]})
+
+    # Then an expression, a DataFrame variable and an expression on it all predict
+    assert serve(shell, "predict simple 1 x[:2]") == [2.5, 3.0]
+    assert serve(shell, "predict simple 1 x * 2") == [3.0, 4.0, 7.0]
+    assert serve(shell, "predict simple 1 frame") == [2.5, 3.5]
+    assert serve(shell, "predict simple 1 frame.head(1)") == [2.5]
+
+
+def test_a_failed_serve_is_returned_with_its_reason_and_logs(
     shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given a registered version whose variables went missing after registration
@@ -168,15 +214,18 @@ def test_a_failed_serve_shows_its_reason(
     shutil.rmtree(Path(version.source) / "variables")
     capsys.readouterr()
 
-    # When the magic serves it and waits
-    assert serve(shell, "simple 1 --timeout 60") is None
+    # When a cell serves it and waits
+    result = shell.run_cell("s = %serve simple 1 --timeout 60")
 
-    # Then the progress line ends FAILED, and one error line gives the serve's reason
+    # Then the cell succeeds and hands the FAILED serve back, with its reason and logs
+    assert result.error_in_exec is None
+    served = shell.user_ns["s"]
+    assert isinstance(served, api.Serve) and served.state == "FAILED" and served.reason
+    assert served.logs()
+    # And the progress line ends FAILED, and one line gives the reason
     captured = capsys.readouterr()
     assert captured.out.endswith("Serving simple version 1: FAILED\n"), captured.out
-    reason = api.get("simple", 1).reason
-    assert reason
-    assert captured.err == f"%serve: model 'simple' version 1 FAILED: {reason}\n"
+    assert captured.err == f"%serve: model 'simple' version 1 FAILED: {served.reason}\n"
 
 
 def test_serve_help_documents_every_form_and_option(

@@ -19,6 +19,7 @@ from ipykernel.kernelspec import write_kernel_spec
 from IPython.core.inputtransformer2 import TransformerManager
 from jupyter_client.kernelspec import KernelSpecManager
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 from .servers import TOKEN, JupyterProcess
 
@@ -107,6 +108,11 @@ def magic_errors(notebook: nbformat.NotebookNode) -> list[str]:
     ]
 
 
+def text_of(outputs: list[nbformat.NotebookNode]) -> str:
+    """Everything the outputs show as text: streams and text/plain results."""
+    return "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
+
+
 def outputs_of(notebook: nbformat.NotebookNode, source: str) -> list[nbformat.NotebookNode]:
     """The outputs of the one code cell whose source contains `source`."""
     (cell,) = [c for c in notebook.cells if c.cell_type == "code" and source in c.source]
@@ -126,8 +132,50 @@ def test_the_quickstart_notebook_trains_serves_predicts_and_stops(
     assert magic_errors(notebook) == []
     panel = outputs_of(notebook, "panel = ServePanel()")
     assert any(WIDGET_VIEW in output.get("data", {}) for output in panel), panel
-    # And the kernel used the isolated registry: the model is there as version 1
+    # And the kernel used the isolated registry: the model is there as version 1, and the
+    # .keras file as version 2
     assert (tmp_path / "data" / "modelserve" / "artifacts" / "quickstart" / "1").is_dir()
+    assert (tmp_path / "data" / "modelserve" / "artifacts" / "quickstart" / "2").is_dir()
+    # And serving showed the signature and a request of the model's shape (4 zeros a row)
+    served = text_of(outputs_of(notebook, "s = %serve quickstart"))
+    assert "signature 'serving_default':" in served and "(?, 4)" in served, served
+    assert '{"instances": [[0.0, 0.0, 0.0, 0.0]]}' in served, served
+    # And the status counts the four predicts made above it
+    status = text_of(outputs_of(notebook, "%serve status quickstart"))
+    assert "traffic: 4 requests, 0 errors, p50" in status, status
+    # And no TensorFlow export chatter reached a cell
+    everything = text_of([o for c in notebook.cells if c.cell_type == "code" for o in c.outputs])
+    assert "Assets written to" not in everything
+
+
+def test_a_failing_serve_stops_run_all_with_one_line(
+    folders: JupyterProcess, tmp_path: Path
+) -> None:
+    # Given a notebook whose second cell serves a version that does not exist
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell("%load_ext jupyter_modelserve"),
+        nbformat.v4.new_code_cell("s = %serve nosuch 99"),
+        nbformat.v4.new_code_cell("s.predict([1.0])"),
+    ]
+    client = NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+
+    # When it runs top to bottom, Run All stops at that cell
+    with pytest.raises(CellExecutionError) as raised:
+        client.execute()
+
+    # Then the cell shows the one line that says what is wrong, and no traceback noise
+    (error,) = [o for o in notebook.cells[1].outputs if o.output_type == "error"]
+    assert error.ename == "NotFound"
+    assert error.traceback == ["%serve: registered model 'nosuch' does not exist"]
+    assert "registered model 'nosuch' does not exist" in str(raised.value)
+    # And the next cell never ran
+    assert notebook.cells[2].outputs == [] and notebook.cells[2].execution_count is None
 
 
 def test_the_rest_api_notebook_runs_against_a_real_jupyter_server(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -118,7 +119,7 @@ def test_serve_then_stop_from_the_panel(
     view = local_service.get("simple", 1)
     assert row.state == "AVAILABLE" and "AVAILABLE" in row.badge.value
     # And its badge is the very one a Serve shows in a notebook (one renderer for both)
-    assert row.badge.value in Serve(view)._repr_html_()
+    assert row.badge.value in Serve(view, local_service)._repr_html_()
     assert view.url and row.url.value == view.url and view.url in row.copy.value
     assert row.serve_button.disabled and not row.stop_button.disabled
     request = urllib.request.Request(
@@ -162,7 +163,7 @@ def test_a_model_that_fails_to_load_shows_failed_with_the_reason(
     eventually(failed_and_settled, "simple 1 FAILED and the panel settled")
     view = local_service.get("simple", 1)
     assert view.reason and row.state == "FAILED" and "FAILED" in row.badge.value
-    assert row.badge.value in Serve(view)._repr_html_()
+    assert row.badge.value in Serve(view, local_service)._repr_html_()
     assert row.reason.layout.display != "none"
     assert html.escape(view.reason) in row.reason.value
     assert not row.serve_button.disabled and not row.stop_button.disabled
@@ -191,3 +192,47 @@ def test_a_service_error_shows_in_the_panel_instead_of_raising(
 def test_importing_the_panel_module_does_not_import_ipywidgets() -> None:
     code = "import sys, jupyter_modelserve.widgets; assert 'ipywidgets' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_an_available_row_shows_its_traffic_and_copies_a_request_of_the_models_shape(
+    local_service: ServeService, simple: Path, make_panel: Callable[[], ServePanel]
+) -> None:
+    # Given `simple` 1 served, and a panel that counts the details it reads
+    view = local_service.create("simple", 1, wait=60)
+    assert view.state is ServeState.AVAILABLE and view.url
+    described: list[tuple[str, int]] = []
+    describe = local_service.describe
+
+    def counting_describe(name: str, version: int) -> Any:
+        described.append((name, version))
+        return describe(name, version)
+
+    local_service.describe = counting_describe  # type: ignore[method-assign]
+    panel = make_panel()
+    row = panel.row("simple", 1)
+
+    # Then the row shows no traffic yet, and copies a curl command with the model's body
+    assert row.traffic.value == "0 requests, 0 errors"
+    onclick = html.unescape(re.search(r'onclick="([^"]*)"', row.copy.value)[1])  # type: ignore[index]
+    command = json.loads(re.fullmatch(r"navigator\.clipboard\.writeText\((.*)\)", onclick)[1])  # type: ignore[index]
+    assert '{"instances": [0.0]}' in command
+    ran = subprocess.run(["sh", "-c", command + " -s"], capture_output=True, text=True, timeout=60)
+    assert json.loads(ran.stdout) == {"predictions": [2.0]}
+    assert described == [("simple", 1)]
+
+    # When it is called twice and the panel is updated
+    for _ in range(2):
+        body = json.dumps({"instances": [1.0]}).encode()
+        request = urllib.request.Request(
+            view.url, data=body, headers={"Content-Type": "application/json"}
+        )
+        urllib.request.urlopen(request, timeout=30).read()
+    panel.update()
+
+    # Then the row counts them (the copied command's and two more), with their latency
+    assert row.traffic.value.startswith("3 requests, 0 errors, p50 "), row.traffic.value
+
+    # And the refresh timer, ticking while another serve loads, reads no details again
+    panel._update(read_details=False)
+    assert described == [("simple", 1), ("simple", 1)]
+    assert row.traffic.value.startswith("3 requests"), row.traffic.value

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -175,3 +176,33 @@ def test_a_leftover_runtime_file_whose_pid_an_ancestor_now_has_is_ignored(tmp_pa
     os.utime(leftover, None)
     info = jupyter_info.server_info(runtime)
     assert info is not None and info["root_dir"] == "/stale"
+
+
+def test_a_notebook_registers_a_path_of_the_file_browser_and_shares_the_proxy_url(
+    kernel_in_subfolder: tuple[JupyterProcess, Path, BlockingKernelClient], half_plus_two: Path
+) -> None:
+    # Given a SavedModel at root/export, which the file browser shows as "export", and a
+    # kernel whose notebook sits in root/sub
+    server, root, client = kernel_in_subfolder
+    shutil.copytree(half_plus_two, root / "export")
+
+    # When the notebook registers "export" and serves it
+    answers = run_in_kernel(
+        client,
+        "from jupyter_modelserve import api\n"
+        "v = api.register('export', 'simple')\n"
+        "s = api.serve('simple', v.version, timeout=120)\n"
+        "print('STATE', s.state)\n"
+        "print('PROXY', s.proxy_url)\n",
+    )
+
+    # Then the path was read from the server's root_dir, not the notebook's folder
+    assert answers["STATE"] == "AVAILABLE", answers
+    # And its proxy_url predicts through the Jupyter server, with the server's token only
+    url = answers["PROXY"]
+    assert url.endswith(f":{server.port}/modelserve/v1/models/simple/versions/1:predict"), url
+    body = {"instances": [1.0, 2.0]}
+    assert requests.post(url, json=body, timeout=60).status_code == 403
+    answer = requests.post(url, json=body, headers={"Authorization": f"token {TOKEN}"}, timeout=60)
+    assert answer.json() == {"predictions": [2.5, 3.0]}
+    server.stop_model_server()

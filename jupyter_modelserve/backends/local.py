@@ -235,8 +235,9 @@ class LocalBackend(LoggingConfigurable):
         port = info["port"] if info else self._last_port() or self.rest_api_port or 0
         return f"http://{HOST}:{port}"
 
-    def stop_server(self, timeout: float = 15.0) -> None:
-        """Stop the model server (used by tests and `jupyter modelserve stop-server`)."""
+    def stop_server(self, timeout: float = 15.0) -> bool:
+        """Stop the model server (used by tests and `jupyter modelserve stop-server`); False
+        when none was running."""
         with self._locked():
             info = self._running_info()
             if info is not None:
@@ -247,6 +248,7 @@ class LocalBackend(LoggingConfigurable):
                 self.info_file.write_text(json.dumps({**info, "stopped": True}))
             for child in self._children:
                 child.poll()
+            return info is not None
 
     def _running_info(self) -> dict[str, Any] | None:
         try:

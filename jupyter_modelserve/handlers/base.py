@@ -23,6 +23,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from ..errors import InvalidInput, ModelServeError, PayloadTooLarge
+from ..jupyter_info import PROXY_PREFIX
 from ..registry.model_registry import ModelRegistry
 from ..schemas import (
     ServeView,
@@ -35,7 +36,6 @@ from ..settings import ModelServeSettings
 from .body import BodyBuffer, parse_json_body
 
 T = TypeVar("T")
-PROXY_PREFIX = "modelserve/v1/models"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_OFFSET = 2**31 - 1
@@ -57,6 +57,12 @@ _STATUS_NAMES = {
     503: "SERVICE_UNAVAILABLE",
 }
 FORBIDDEN_HINT = "Forbidden: send the Jupyter server's token as 'Authorization: token <token>'"
+# A logged-in browser session (cookie) without Jupyter's XSRF header: tornado says only
+# "'_xsrf' argument missing from POST", which names neither the fix nor the simpler way.
+XSRF_HINT = (
+    "Forbidden: a request with Jupyter's login cookie must send the '_xsrf' cookie's value in "
+    "an 'X-XSRFToken' header; or send the token as 'Authorization: token <token>' instead"
+)
 
 
 def envelope(
@@ -310,6 +316,8 @@ class ModelServeHandler(ExtensionHandlerMixin, APIHandler):
             anonymous = getattr(self, "_jupyter_current_user", None) is None
             if status_code == HTTPStatus.FORBIDDEN and (anonymous or not error.log_message):
                 return status_code, FORBIDDEN_HINT
+            if status_code == HTTPStatus.FORBIDDEN and "xsrf" in (error.log_message or "").lower():
+                return status_code, XSRF_HINT
             if error.log_message:
                 return status_code, str(error.get_message())
             return status_code, HTTPStatus(status_code).phrase

@@ -210,7 +210,7 @@ def test_the_python_api_the_cli_and_the_magic_refuse_the_same_names(
         for function, args, options in calls:
             with pytest.raises(InvalidInput, match=r"^(name|tags): .*U\+"):
                 function(*args, **options)
-        # The magic prints one line naming NAME or --name, and returns nothing
+        # The magic fails the cell with InvalidInput, shown as one line naming NAME or --name
         quoted = f"'{name}'"  # shlex keeps everything inside single quotes, line breaks too
         for line in (
             f"register $model_dir --name {quoted}",
@@ -220,11 +220,10 @@ def test_the_python_api_the_cli_and_the_magic_refuse_the_same_names(
             f"logs {quoted} 1",
             f"predict {name} 1 [[1.0]]",
         ):
-            capsys.readouterr()
-            assert shell.run_line_magic("serve", line) is None, line
-            err = capsys.readouterr().err
-            assert re.match(r"%serve: (NAME|--name): '.*' is not a valid model name", err), err
-            assert err.count("\n") == 1, err
+            with pytest.raises(InvalidInput) as raised:
+                shell.run_line_magic("serve", line)
+            (shown,) = raised.value._render_traceback_()  # type: ignore[attr-defined]
+            assert re.match(r"%serve: (NAME|--name): '.*' is not a valid model name", shown), line
         # The CLI exits with 2 and says why (argv cannot carry NUL)
         if character != "\x00":
             done = server.command("register", str(half_plus_two), "--name", name)
