@@ -24,7 +24,8 @@ class Kernel:
         self.client.start_channels()
         self.client.wait_for_ready(timeout=60)
 
-    def run(self, code: str, timeout: float = 120) -> str:
+    def run(self, code: str, timeout: float = 120, status: str = "ok") -> str:
+        """What `code` printed (and an error's traceback lines); its reply must be `status`."""
         output: list[str] = []
 
         def collect(message: dict[str, Any]) -> None:
@@ -36,7 +37,7 @@ class Kernel:
 
         reply = self.client.execute_interactive(code, timeout=timeout, output_hook=collect)
         text = "".join(output)
-        assert reply["content"]["status"] == "ok", text
+        assert reply["content"]["status"] == status, text
         return text
 
     def stop(self) -> None:
@@ -86,7 +87,9 @@ def test_a_kernel_serve_is_listed_by_rest_and_a_rest_delete_reaches_the_kernel(
 
     # Then the kernel sees it gone
     assert kernel.run("listed = %serve list\nprint(len(listed))").strip() == "0"
-    kernel.run("%serve status simple 1")  # prints the one-line error on stderr
+    # And the magic fails its cell with one line, the API raises NotFound
+    shown = kernel.run("%serve status simple 1", status="error")
+    assert shown == "%serve: model 'simple' version 1 is not served"
     err = kernel.run(
         "from jupyter_modelserve import api\n"
         "try:\n    api.get('simple', 1)\nexcept Exception as e:\n    print(type(e).__name__, e)"
