@@ -6,6 +6,7 @@ Jupyter config files through `load_settings`, so all of them talk to one registr
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,9 @@ BACKENDS = {
     "local": "jupyter_modelserve.backends.local.LocalBackend",
     "kubernetes": "jupyter_modelserve.backends.kubernetes.KubernetesBackend",
 }
+
+
+log = logging.getLogger(__name__)
 
 
 def modelserve_dir() -> Path:
@@ -87,7 +91,8 @@ class ModelServeSettings(LoggingConfigurable):
         60.0,
         config=True,
         help="Seconds DELETE waits for the backend to confirm a serve is gone; after that it "
-        "answers 503 and the serve stays DELETING until the backend confirms.",
+        "answers 503 and the serve stays DELETING until the backend confirms. On Kubernetes, "
+        "keep it above c.KubernetesBackend.termination_grace_period_seconds.",
     )
     status_timeout = Float(
         3.0,
@@ -139,9 +144,19 @@ class ModelServeSettings(LoggingConfigurable):
         from .registry.store import RegistryStore
         from .service import ServeService
 
+        backend = self.build_backend()
+        grace = getattr(backend, "termination_grace_period_seconds", None)
+        if isinstance(grace, int) and self.delete_timeout <= grace:
+            # Pods get `grace` seconds to stop: a shorter DELETE wait answers 503 every time.
+            log.warning(
+                "c.ModelServeApp.delete_timeout (%.0f s) is not above the model Pods' "
+                "termination grace period (%d s): DELETE will answer 503 while Pods still stop",
+                self.delete_timeout,
+                grace,
+            )
         return ServeService(
             store=RegistryStore(self.db_url),
-            backend=self.build_backend(),
+            backend=backend,
             artifact_root=self.resolved_artifact_root(),
             load_timeout=self.load_timeout,
             delete_timeout=self.delete_timeout,

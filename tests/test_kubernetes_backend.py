@@ -138,13 +138,12 @@ async def _available(api: Api) -> Any:
 @pytest.mark.parametrize(
     ("outcome", "expected"),
     [
-        (Outcome("image_pull_backoff"), ["ImagePullBackOff", IMAGE]),
         (
             Outcome("crash_loop", message="Failed to start server: no such model path"),
             ["CrashLoopBackOff", "exit code 1", "Failed to start server: no such model path"],
         ),
     ],
-    ids=["image-pull", "crash-loop"],
+    ids=["crash-loop"],
 )
 async def test_failures_end_failed_with_the_reason(
     api: Api,

@@ -40,7 +40,7 @@ def test_a_local_artifact_is_mounted_read_only_and_pinned_to_its_version() -> No
     assert set(objects) == {"ConfigMap", "Deployment", "Service", "Ingress"}
     pod = objects["Deployment"]["spec"]["template"]["spec"]
     [container] = pod["containers"]
-    assert container["image"] == "tensorflow/serving:2.14.1"
+    assert container["image"] == "tensorflow/serving:2.14.1-gpu"  # FULL asks for a GPU
     assert "--model_config_file=/etc/modelserve/models.config" in container["args"]
     assert {"name": "models", "mountPath": "/models", "readOnly": True} in container["volumeMounts"]
     assert {

@@ -14,12 +14,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from traitlets import Dict, Float, Int, Unicode
+from traitlets import Dict, Float, Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from ..errors import BackendUnavailable, Conflict, InvalidInput
 from . import manifests
 from .base import Key, Observation, Observed, ServeSpec
+from .kubepods import crash_looping
 from .kubestatus import observe
 
 T = TypeVar("T")
@@ -40,8 +41,47 @@ class KubernetesBackend(LoggingConfigurable):
     resources = Dict(
         {},
         config=True,
-        help="Requests and limits of the container, e.g. {'cpu': '1', 'memory': '2Gi', "
-        "'nvidia.com/gpu': '1'}.",
+        help="Limits of the container, and its requests too except those `requests` sets, e.g. "
+        "{'cpu': '1', 'memory': '2Gi', 'nvidia.com/gpu': '1'}. A CPU limit also sizes TF "
+        "Serving's thread pools; nvidia.com/gpu selects the GPU image.",
+    )
+    requests = Dict(
+        {},
+        config=True,
+        help="Requests that differ from `resources`, e.g. {'cpu': '250m'} to request less CPU "
+        "than the limit; a GPU is requested through `resources` only.",
+    )
+    gpu_image = Unicode(
+        "",
+        config=True,
+        help="Image when resources ask for nvidia.com/gpu; default: `image` with '-gpu' added "
+        "to its tag (tensorflow/serving:2.14.1-gpu).",
+    )
+    run_as_user = Int(
+        1000,
+        config=True,
+        help="Non-root UID (and GID) of the model Pods; it must be able to read the model volume.",
+    )
+    termination_grace_period_seconds = Int(
+        30,
+        config=True,
+        help="Seconds a stopping Pod gets before SIGKILL (preStop sleep included); keep "
+        "c.ModelServeApp.delete_timeout above it.",
+    )
+    pre_stop_seconds = Int(
+        5,
+        config=True,
+        help="Seconds a stopping Pod keeps serving while endpoints drop it (a preStop "
+        "/bin/sleep); 0 for images without /bin/sleep.",
+    )
+    tolerations = List(
+        Dict(), config=True, help="Pod tolerations, e.g. for tainted GPU node pools."
+    )
+    node_selector = Dict({}, config=True, help="Pod nodeSelector, label: value.")
+    affinity = Dict({}, config=True, help="Pod affinity (the Kubernetes Affinity object).")
+    priority_class_name = Unicode("", config=True, help="Pod priorityClassName.")
+    image_pull_secrets = List(
+        Unicode(), config=True, help="Names of Secrets to pull the image from a private registry."
     )
     service_type = Unicode("ClusterIP", config=True, help="Type of each serve's Service.")
     ingress_host = Unicode("", config=True, help="Host of an Ingress per serve (none when empty).")
@@ -100,6 +140,16 @@ class KubernetesBackend(LoggingConfigurable):
             artifact_root=self.artifact_root,
             instance=self.instance,
             progress_deadline_seconds=self.progress_deadline_seconds,
+            requests={str(k): str(v) for k, v in self.requests.items()},
+            gpu_image=self.gpu_image,
+            run_as_user=self.run_as_user,
+            termination_grace_period_seconds=self.termination_grace_period_seconds,
+            pre_stop_seconds=self.pre_stop_seconds,
+            tolerations=[dict(t) for t in self.tolerations],
+            node_selector={str(k): str(v) for k, v in self.node_selector.items()},
+            affinity=dict(self.affinity),
+            priority_class_name=self.priority_class_name,
+            image_pull_secrets=[str(s) for s in self.image_pull_secrets],
         )
 
     # -- Backend protocol --------------------------------------------------------------------
@@ -150,6 +200,11 @@ class KubernetesBackend(LoggingConfigurable):
             d.metadata.name: d
             for d in self._call("list Deployments", self._list, "Deployment", selector, limit)
         }
+        # The ReplicaSets tell which Pods are current (None: not allowed to list them; then every
+        # Pod that is not being deleted counts, as before deploy/rbac.yaml granted it).
+        replicasets = self._call(
+            "list ReplicaSets", self._list, "ReplicaSet", selector, limit, allow=(403,)
+        )
         pods: dict[tuple[str | None, str | None], list[Any]] = {}
         for pod in self._call("list pods", self._list, "Pod", selector, limit):
             labels = pod.metadata.labels or {}
@@ -162,7 +217,7 @@ class KubernetesBackend(LoggingConfigurable):
             serve_pods = pods.get((manifests.label_value(spec.name), str(spec.version)), [])
             deployment = deployments.get(name)
             if deployment is not None:
-                found[(spec.name, spec.version)] = observe(deployment, serve_pods)
+                found[(spec.name, spec.version)] = observe(deployment, serve_pods, replicasets)
                 continue
             if leftovers is None:
                 leftovers = self._other_objects(selector, limit)
@@ -212,18 +267,22 @@ class KubernetesBackend(LoggingConfigurable):
         lines: list[str] = []
         for pod in pods:
             pod_name = pod.metadata.name
+            # Between restarts the current container has no log yet: its last run's says why.
+            previous = crash_looping(pod, CONTAINER)
             try:
                 text = self._core().read_namespaced_pod_log(
                     pod_name,
                     self.namespace,
                     container=CONTAINER,
                     tail_lines=tail,
+                    previous=previous,
                     _request_timeout=self._timeout,
                 )
             except Exception as exc:  # a pod still pulling its image has no log yet: say so
                 lines.append(f"[{pod_name}] no log: {_reason(exc)}")
                 continue
-            lines.extend(f"[{pod_name}] {line}" for line in (text or "").splitlines())
+            prefix = f"[{pod_name} previous]" if previous else f"[{pod_name}]"
+            lines.extend(f"{prefix} {line}" for line in (text or "").splitlines())
         return lines[-tail:] if tail else lines
 
     def close(self) -> None:
@@ -283,6 +342,7 @@ class KubernetesBackend(LoggingConfigurable):
             "Service": (self._core, "service"),
             "Ingress": (self._networking, "ingress"),
             "Pod": (self._core, "pod"),
+            "ReplicaSet": (self._apps, "replica_set"),
         }
         api, suffix = apis[kind]
         return api(), suffix

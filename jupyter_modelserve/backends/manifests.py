@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import InvalidInput
 from ..schemas import REMOTE_SCHEMES
 from ..tfserving.model_config import ModelConfig, VersionPolicy, render_model_config_list
+from . import podspec
 from .base import ServeSpec
 
 MANAGED_BY = "jupyter-modelserve"
@@ -53,6 +54,17 @@ class ClusterSettings:
     artifact_root: str = ""
     instance: str = "default"
     progress_deadline_seconds: int = 600
+    # Limits; also the requests, except those `requests` names (what `resources` always meant).
+    requests: dict[str, str] = field(default_factory=dict)
+    gpu_image: str = ""  # empty: `image` with "-gpu" added to its tag
+    run_as_user: int = 1000
+    termination_grace_period_seconds: int = 30
+    pre_stop_seconds: int = 5
+    tolerations: list[dict[str, Any]] = field(default_factory=list)
+    node_selector: dict[str, str] = field(default_factory=dict)
+    affinity: dict[str, Any] = field(default_factory=dict)
+    priority_class_name: str = ""
+    image_pull_secrets: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -164,15 +176,25 @@ def config_map(spec: ServeSpec, settings: ClusterSettings) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _metadata(spec, settings),
-        "data": {"models.config": render_model_config_list([config])},
+        "data": {
+            "models.config": render_model_config_list([config]),
+            podspec.MONITORING_FILE: podspec.monitoring_config(),
+        },
     }
 
 
 def deployment(spec: ServeSpec, settings: ClusterSettings) -> dict[str, Any]:
     location = model_location(spec, settings)
     name = object_name(spec)
-    mounts: list[dict[str, Any]] = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]
-    volumes: list[dict[str, Any]] = [{"name": "config", "configMap": {"name": name}}]
+    gpu = podspec.wants_gpu(settings.resources, settings.requests)
+    mounts: list[dict[str, Any]] = [
+        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": podspec.TMP_DIR},  # the root filesystem is read-only
+    ]
+    volumes: list[dict[str, Any]] = [
+        {"name": "config", "configMap": {"name": name}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": podspec.TMP_SIZE_LIMIT}},
+    ]
     if location.on_volume:
         mounts.append({"name": "models", "mountPath": MODELS_DIR, "readOnly": True})
         volumes.append(
@@ -183,12 +205,7 @@ def deployment(spec: ServeSpec, settings: ClusterSettings) -> dict[str, Any]:
         )
     container: dict[str, Any] = {
         "name": "tensorflow-serving",
-        "image": settings.image,
-        "args": [
-            f"--model_config_file={CONFIG_DIR}/models.config",
-            f"--rest_api_port={REST_PORT}",
-            f"--port={GRPC_PORT}",
-        ],
+        **podspec.container_fields(settings, gpu, CONFIG_DIR, REST_PORT, GRPC_PORT),
         "ports": [
             {"name": "http", "containerPort": REST_PORT},
             {"name": "grpc", "containerPort": GRPC_PORT},
@@ -207,15 +224,11 @@ def deployment(spec: ServeSpec, settings: ClusterSettings) -> dict[str, Any]:
         # A crash then reports the end of its log as the termination message.
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
-    if settings.resources:
-        container["resources"] = {
-            "requests": dict(settings.resources),
-            "limits": dict(settings.resources),
-        }
     if location.remote and settings.storage_secret:
         container["envFrom"] = [{"secretRef": {"name": settings.storage_secret}}]
     pod_labels = labels(spec, settings)
-    return {
+    pod_spec = {"containers": [container], "volumes": volumes, **podspec.pod_fields(settings)}
+    body: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": _metadata(spec, settings),
@@ -229,11 +242,22 @@ def deployment(spec: ServeSpec, settings: ClusterSettings) -> dict[str, Any]:
                 }
             },
             "template": {
-                "metadata": {"labels": pod_labels, "annotations": {ANNOTATION_MODEL: spec.name}},
-                "spec": {"containers": [container], "volumes": volumes},
+                "metadata": {
+                    "labels": pod_labels,
+                    "annotations": {
+                        ANNOTATION_MODEL: spec.name,
+                        **podspec.metrics_annotations(REST_PORT),
+                    },
+                },
+                "spec": pod_spec,
             },
         },
     }
+    if gpu:
+        # A rolling update would start the new Pod beside the old one, which holds the GPU:
+        # on a node with one GPU it never schedules. Stop the old Pod first.
+        body["spec"]["strategy"] = {"type": "Recreate"}
+    return body
 
 
 def service(spec: ServeSpec, settings: ClusterSettings) -> dict[str, Any]:

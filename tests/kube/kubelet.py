@@ -45,20 +45,24 @@ from . import model
 
 log = logging.getLogger(__name__)
 
-Behaviour = Literal["ready", "pending", "image_pull_backoff", "crash_loop", "unschedulable"]
+Behaviour = Literal[
+    "ready", "pending", "err_image_pull", "image_pull_backoff", "crash_loop", "unschedulable"
+]
 """What the stand-in does with a Pod:
 
 - ``ready``: bound, phase Running, every container running and ready.
 - ``pending``: bound, containers waiting in ``ContainerCreating`` (a slow image pull).
+- ``err_image_pull``: bound, containers waiting in ``ErrImagePull`` (a first pull failed; the
+  kubelet backs off, then shows ``ImagePullBackOff``: set the policies in that order).
 - ``image_pull_backoff``: bound, containers waiting in ``ImagePullBackOff``.
 - ``crash_loop``: bound, phase Running, containers waiting in ``CrashLoopBackOff`` after exiting
-  with code 1.
+  with code 1 (``Outcome(reason="OOMKilled", exit_code=137)`` for the memory limit).
 - ``unschedulable``: left unbound, ``PodScheduled`` False with reason ``Unschedulable``. A Pod
   that is already bound stays as it is (a real scheduler cannot unbind either).
 """
 
 BEHAVIOURS: frozenset[str] = frozenset(
-    ("ready", "pending", "image_pull_backoff", "crash_loop", "unschedulable")
+    ("ready", "pending", "err_image_pull", "image_pull_backoff", "crash_loop", "unschedulable")
 )
 
 
@@ -71,6 +75,9 @@ class Outcome:
     # unschedulable: the scheduler's message. None picks what the real components would say.
     message: str | None = None
     exit_code: int = 1  # crash_loop only
+    reason: str = "Error"  # crash_loop only: lastState.terminated.reason ("OOMKilled"...)
+    # Only this container (a sidecar, say) behaves so; the Pod's others are ready. None: all.
+    container: str | None = None
 
 
 Policy = Callable[[V1Pod], "Behaviour | Outcome"]
@@ -178,6 +185,8 @@ class StandInKubelet:
         self._ip_of: dict[str, str] = {}  # Pod uid -> its IP
         self._next_ip = 0
         self._node_created = False
+        # False: leave deleted Pods Terminating (a kubelet that has not yet confirmed them).
+        self.confirm_deletions = True
 
     # ------------------------------------------------------------------------------ lifecycle
 
@@ -348,9 +357,12 @@ class StandInKubelet:
             return
         if meta.deletion_timestamp is not None:
             # A kubelet confirms a graceful deletion once the containers are gone: here at once.
-            if spec.node_name == self.node_name:
+            if spec.node_name == self.node_name and self.confirm_deletions:
                 self._force_delete(pod)
-            return
+                return
+            if spec.node_name != self.node_name:
+                return
+            # Not confirmed yet: its containers keep running and reporting, by the policy.
         if spec.node_name and spec.node_name != self.node_name:
             return  # another node's Pod
         outcome = self._decide(pod)
@@ -444,7 +456,6 @@ class StandInKubelet:
 
     def _write_status(self, pod: V1Pod, outcome: Outcome) -> None:
         assert pod.metadata is not None and pod.spec is not None and pod.metadata.uid is not None
-        name, uid = pod.metadata.name, pod.metadata.uid
         now = _now()
         status = pod.status
         previous = (
@@ -452,63 +463,99 @@ class StandInKubelet:
             if status
             else {}
         )
-        behaviour = outcome.behaviour
-        ready = behaviour == "ready"
         containers = list(pod.spec.containers)
+        affected = {c.name for c in containers if outcome.container in (None, c.name)}
+        pod_ready = outcome.behaviour == "ready" or not affected
 
         statuses: list[dict[str, Any]] = []
         for container in containers:
-            image = container.image or ""
-            entry: dict[str, Any] = {
-                "name": container.name,
-                "image": image,
-                "imageID": "",
-                "containerID": None,
-                "ready": ready,
-                "started": ready,
-                "restartCount": previous.get(container.name, 0),
-                "lastState": {},
-            }
-            container_id = f"containerd://{_digest(uid, container.name)}"
-            image_id = f"docker.io/{image.split('@')[0]}@sha256:{_digest(image)}"
-            if behaviour == "ready":
-                entry.update(
-                    state={"running": {"startedAt": now}},
-                    containerID=container_id,
-                    imageID=image_id,
-                )
-            elif behaviour == "pending":
-                entry["state"] = {"waiting": {"reason": "ContainerCreating"}}
-            elif behaviour == "image_pull_backoff":
-                message = outcome.message or f'Back-off pulling image "{image}"'
-                entry["state"] = {"waiting": {"reason": "ImagePullBackOff", "message": message}}
-            elif behaviour == "crash_loop":
-                restarts = entry["restartCount"] + 1
-                entry.update(
-                    restartCount=restarts,
-                    containerID=container_id,
-                    imageID=image_id,
-                    state={
-                        "waiting": {
-                            "reason": "CrashLoopBackOff",
-                            "message": f"back-off 10s restarting failed container="
-                            f"{container.name} pod={name}_{pod.metadata.namespace}({uid})",
-                        }
-                    },
-                    lastState={
-                        "terminated": {
-                            "exitCode": outcome.exit_code,
-                            "reason": "Error",
-                            "message": outcome.message
-                            or f"container {container.name} exited with code {outcome.exit_code}",
-                            "startedAt": now,
-                            "finishedAt": now,
-                            "containerID": container_id,
-                        }
-                    },
-                )
-            statuses.append(entry)
+            behaviour = outcome.behaviour if container.name in affected else "ready"
+            statuses.append(
+                self._container_status(pod, container, behaviour, outcome, previous, now)
+            )
+        self._write_pod(pod, outcome, statuses, pod_ready, now)
 
+    def _container_status(
+        self,
+        pod: V1Pod,
+        container: Any,
+        behaviour: Behaviour,
+        outcome: Outcome,
+        previous: Mapping[str, int],
+        now: str,
+    ) -> dict[str, Any]:
+        assert pod.metadata is not None and pod.metadata.uid is not None
+        name, uid = pod.metadata.name, pod.metadata.uid
+        ready = behaviour == "ready"
+        image = container.image or ""
+        entry: dict[str, Any] = {
+            "name": container.name,
+            "image": image,
+            "imageID": "",
+            "containerID": None,
+            "ready": ready,
+            "started": ready,
+            "restartCount": previous.get(container.name, 0),
+            "lastState": {},
+        }
+        container_id = f"containerd://{_digest(uid, container.name)}"
+        image_id = f"docker.io/{image.split('@')[0]}@sha256:{_digest(image)}"
+        if behaviour == "ready":
+            entry.update(
+                state={"running": {"startedAt": now}},
+                containerID=container_id,
+                imageID=image_id,
+            )
+        elif behaviour == "pending":
+            entry["state"] = {"waiting": {"reason": "ContainerCreating"}}
+        elif behaviour in ("err_image_pull", "image_pull_backoff"):
+            waiting = "ErrImagePull" if behaviour == "err_image_pull" else "ImagePullBackOff"
+            message = outcome.message or (
+                f'Back-off pulling image "{image}"'
+                if behaviour == "image_pull_backoff"
+                else f'rpc error: code = Unknown desc = failed to pull image "{image}": not found'
+            )
+            entry["state"] = {"waiting": {"reason": waiting, "message": message}}
+        elif behaviour == "crash_loop":
+            restarts = entry["restartCount"] + 1
+            entry.update(
+                restartCount=restarts,
+                containerID=container_id,
+                imageID=image_id,
+                state={
+                    "waiting": {
+                        "reason": "CrashLoopBackOff",
+                        "message": f"back-off 10s restarting failed container="
+                        f"{container.name} pod={name}_{pod.metadata.namespace}({uid})",
+                    }
+                },
+                lastState={
+                    "terminated": {
+                        "exitCode": outcome.exit_code,
+                        "reason": outcome.reason,
+                        "message": outcome.message
+                        or f"container {container.name} exited with code {outcome.exit_code}",
+                        "startedAt": now,
+                        "finishedAt": now,
+                        "containerID": container_id,
+                    }
+                },
+            )
+        return entry
+
+    def _write_pod(
+        self,
+        pod: V1Pod,
+        outcome: Outcome,
+        statuses: list[dict[str, Any]],
+        ready: bool,
+        now: str,
+    ) -> None:
+        assert pod.metadata is not None and pod.spec is not None and pod.metadata.uid is not None
+        uid = pod.metadata.uid
+        status = pod.status
+        behaviour = outcome.behaviour
+        containers = list(pod.spec.containers)
         not_ready = ", ".join(c.name for c in containers)
         unready_message = f"containers with unready status: [{not_ready}]"
         conditions = [
