@@ -6,31 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from jupyter_modelserve.backends.base import Observation, ServeSpec
 from jupyter_modelserve.service import ServeService
 
 from .conftest import SEED_BODY, Api, eventually
 from .kube.fixtures import KubeCluster, wait_for
 from .kube.kubelet import Outcome, StandInKubelet
+from .kube.serves import in_state, observed, post_until_available
 from .test_kubernetes_backend import jp_server_config, kubeconfig  # noqa: F401
 
 IMAGE = "tensorflow/serving:2.14.1"
-
-
-def _in_state(api: Api, state: str, fragment: str = "") -> Any:
-    async def check() -> Any:
-        code, envelope = await api("GET", "/api/v1/serve/simple/1")
-        serve = envelope["result"] if code == 200 else None
-        ok = serve and serve["state"] == state and fragment in (serve["reason"] or "")
-        return serve if ok else None
-
-    return check
-
-
-def _observed(service: ServeService, state: str, fragment: str) -> Observation | None:
-    """What the backend itself observes for simple v1 (the fold drops AVAILABLE's reason)."""
-    found = service.backend.statuses([ServeSpec("simple", 1, "")], 10)[("simple", 1)]
-    return found if found.state.value == state and fragment in (found.reason or "") else None
 
 
 async def test_an_image_pull_that_fails_then_succeeds_waits_and_becomes_available(
@@ -42,18 +26,18 @@ async def test_an_image_pull_that_fails_then_succeeds_waits_and_becomes_availabl
     assert code == 200
 
     # Then the serve waits, naming the container and the image
-    serve = await eventually(_in_state(api, "PENDING", "ErrImagePull"), what="ErrImagePull")
+    serve = await eventually(in_state(api, "PENDING", "ErrImagePull"), what="ErrImagePull")
     assert "container tensorflow-serving of Pod ms-simple-v1-" in serve["reason"]
     assert f"cannot pull image {IMAGE} yet" in serve["reason"]
 
     # When the kubelet backs off, the serve still waits: the kubelet keeps retrying
     kubelet.policy = "image_pull_backoff"
-    serve = await eventually(_in_state(api, "PENDING", "ImagePullBackOff"), what="back-off")
+    serve = await eventually(in_state(api, "PENDING", "ImagePullBackOff"), what="back-off")
     assert f'Back-off pulling image "{IMAGE}"' in serve["reason"]
 
     # And once a pull succeeds, it is AVAILABLE
     kubelet.policy = "ready"
-    await eventually(_in_state(api, "AVAILABLE"), what="AVAILABLE after the pull")
+    await eventually(in_state(api, "AVAILABLE"), what="AVAILABLE after the pull")
 
 
 async def test_an_oom_killed_container_is_named_with_its_cause(
@@ -67,7 +51,7 @@ async def test_an_oom_killed_container_is_named_with_its_cause(
 
     # Then it fails, saying OOMKilled of which container, not a log line
     assert code == 422, envelope
-    serve = await eventually(_in_state(api, "FAILED"), what="FAILED")
+    serve = await eventually(in_state(api, "FAILED"), what="FAILED")
     assert "CrashLoopBackOff: container tensorflow-serving of Pod" in serve["reason"]
     assert "OOMKilled (exit code 137)" in serve["reason"]
 
@@ -83,9 +67,7 @@ async def test_a_crashing_sidecar_is_not_blamed_on_tf_serving(
     from kubernetes import client
 
     # Given a serve whose Pods gain a sidecar (as a mesh's injector adds one) that crash-loops
-    code, _ = await api("POST", "/api/v1/serve", SEED_BODY)
-    assert code == 200
-    await eventually(_in_state(api, "AVAILABLE"), what="AVAILABLE")
+    await post_until_available(api)
     kubelet.policy = Outcome("crash_loop", container="proxy", message="proxy: bad config")
     admin = kube_cluster.api_client()
     sidecar = {"name": "proxy", "image": "example.org/proxy:1"}
@@ -97,11 +79,11 @@ async def test_a_crashing_sidecar_is_not_blamed_on_tf_serving(
     admin.close()
 
     # Then the old Pod keeps serving, and the reason names the sidecar, not TF Serving
-    observed = wait_for(
-        lambda: _observed(service, "AVAILABLE", "container proxy of Pod"), what="the sidecar"
+    seen = wait_for(
+        lambda: observed(service, "AVAILABLE", "container proxy of Pod"), what="the sidecar"
     )
-    assert "proxy: bad config" in observed.reason
-    assert "tensorflow-serving" not in observed.reason
+    assert "proxy: bad config" in seen.reason
+    assert "tensorflow-serving" not in seen.reason
 
 
 async def test_a_pod_refused_at_admission_is_the_reason_it_waits(
@@ -129,6 +111,6 @@ async def test_a_pod_refused_at_admission_is_the_reason_it_waits(
     # Then it waits with the ReplicaSet controller's FailedCreate as the reason (the controller
     # retries: quota can be freed, a policy changed; the progress deadline decides)
     serve = await eventually(
-        _in_state(api, "PENDING", "ReplicaFailure: FailedCreate"), what="FailedCreate"
+        in_state(api, "PENDING", "ReplicaFailure: FailedCreate"), what="FailedCreate"
     )
     assert "forbidden" in serve["reason"] and "maximum cpu usage" in serve["reason"]

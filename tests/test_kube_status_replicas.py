@@ -6,30 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from jupyter_modelserve.backends.base import Observation, ServeSpec
 from jupyter_modelserve.service import ServeService
 
 from .conftest import SEED_BODY, Api, eventually
 from .kube.fixtures import KubeCluster, wait_for
 from .kube.kubelet import Behaviour, Outcome, StandInKubelet
+from .kube.serves import in_state, observed, post_until_available, serve_of
 from .test_kubernetes_backend import jp_server_config, kubeconfig  # noqa: F401
 
 DEPLOYMENT = "ms-simple-v1"
-
-
-async def _serve(api: Api) -> dict[str, Any]:
-    code, envelope = await api("GET", "/api/v1/serve/simple/1")
-    assert code == 200, envelope
-    return envelope["result"]
-
-
-def _in_state(api: Api, state: str, fragment: str = "") -> Any:
-    async def check() -> Any:
-        serve = await _serve(api)
-        ok = serve["state"] == state and fragment in (serve["reason"] or "")
-        return serve if ok else None
-
-    return check
 
 
 def _pods(kube_cluster: KubeCluster, namespace: str) -> list[Any]:
@@ -69,9 +54,7 @@ async def test_a_failing_pod_of_an_old_replicaset_does_not_fail_the_serve(
     kube_namespace: str,
 ) -> None:
     # Given an AVAILABLE serve
-    code, _ = await api("POST", "/api/v1/serve", SEED_BODY)
-    assert code == 200
-    await eventually(_in_state(api, "AVAILABLE"), what="AVAILABLE")
+    await post_until_available(api)
     [old] = _pods(kube_cluster, kube_namespace)
 
     # When a rollout starts whose new Pod is still being created, and the old Pod crash-loops
@@ -88,13 +71,13 @@ async def test_a_failing_pod_of_an_old_replicaset_does_not_fail_the_serve(
 
     # Then the serve waits for the new Pod instead of failing on the old one
     serve = await eventually(
-        _in_state(api, "PENDING", "waiting for the Pod to start"), what="PENDING"
+        in_state(api, "PENDING", "waiting for the Pod to start"), what="PENDING"
     )
     assert "CrashLoopBackOff" not in serve["reason"]
 
     # And once the new Pod is ready, the serve is AVAILABLE again
     kubelet.policy = lambda pod: "crash_loop" if _hash(pod) == _hash(old) else "ready"
-    await eventually(_in_state(api, "AVAILABLE"), what="AVAILABLE after the rollout")
+    await eventually(in_state(api, "AVAILABLE"), what="AVAILABLE after the rollout")
 
 
 async def test_a_failing_terminating_pod_does_not_fail_the_serve(
@@ -108,9 +91,7 @@ async def test_a_failing_terminating_pod_does_not_fail_the_serve(
     from kubernetes import client
 
     # Given an AVAILABLE serve, and a kubelet slow to confirm deletions
-    code, _ = await api("POST", "/api/v1/serve", SEED_BODY)
-    assert code == 200
-    await eventually(_in_state(api, "AVAILABLE"), what="AVAILABLE")
+    await post_until_available(api)
     [old] = _pods(kube_cluster, kube_namespace)
     kubelet.confirm_deletions = False
 
@@ -130,10 +111,10 @@ async def test_a_failing_terminating_pod_does_not_fail_the_serve(
     wait_for(lambda: len(_pods(kube_cluster, kube_namespace)) == 2, what="the replacement Pod")
 
     # Then the serve reads AVAILABLE from the replacement, not FAILED from the leaving Pod
-    serve = await eventually(_in_state(api, "AVAILABLE"), what="AVAILABLE")
+    serve = await eventually(in_state(api, "AVAILABLE"), what="AVAILABLE")
     assert serve["reason"] is None
     # And the backend has nothing to say against it (the leaving Pod is not a bad replica)
-    assert wait_for(lambda: _observed(service, "AVAILABLE", "")).reason is None
+    assert wait_for(lambda: observed(service, "AVAILABLE", "")).reason is None
 
 
 async def test_one_crash_looping_replica_among_ready_ones_is_news_not_a_failure(
@@ -156,19 +137,13 @@ async def test_one_crash_looping_replica_among_ready_ones_is_news_not_a_failure(
 
     # Then the backend observes AVAILABLE, with a reason naming the bad replica and container
     # (what the REST view shows of it is the fold's business: see /work/brief/requests-K2.md)
-    observed = wait_for(
-        lambda: _observed(service, "AVAILABLE", "CrashLoopBackOff"), what="AVAILABLE + reason"
+    seen = wait_for(
+        lambda: observed(service, "AVAILABLE", "CrashLoopBackOff"), what="AVAILABLE + reason"
     )
-    assert "2 of 3 replicas ready" in observed.reason
-    assert f"container tensorflow-serving of Pod {bad[0]} keeps failing" in observed.reason
-    serve = await _serve(api)
+    assert "2 of 3 replicas ready" in seen.reason
+    assert f"container tensorflow-serving of Pod {bad[0]} keeps failing" in seen.reason
+    serve = await serve_of(api)
     assert serve["state"] == "AVAILABLE"
-
-
-def _observed(service: ServeService, state: str, fragment: str) -> Observation | None:
-    """What the backend itself observes for simple v1 (one real list of each kind)."""
-    found = service.backend.statuses([ServeSpec("simple", 1, "")], 10)[("simple", 1)]
-    return found if found.state.value == state and fragment in (found.reason or "") else None
 
 
 async def test_available_replicas_win_over_a_current_progress_deadline(
@@ -192,8 +167,8 @@ async def test_available_replicas_win_over_a_current_progress_deadline(
     assert code == 200
 
     # Then it serves, and says the rollout timed out
-    observed = wait_for(
-        lambda: _observed(service, "AVAILABLE", "ProgressDeadlineExceeded"),
+    seen = wait_for(
+        lambda: observed(service, "AVAILABLE", "ProgressDeadlineExceeded"),
         what="the timed-out rollout",
     )
-    assert "3 of 4 replicas ready" in observed.reason
+    assert "3 of 4 replicas ready" in seen.reason
