@@ -48,6 +48,10 @@ class ChildTimeout(Exception):
     """The child ran past the registration's deadline and was killed."""
 
 
+# A step's time limit when the registration sets none (the registry's copy deadline default).
+DEFAULT_STEP_SECONDS = 1800.0
+
+
 def run_step(
     module: str,
     args: list[str],
@@ -55,7 +59,7 @@ def run_step(
     work: Path,
     watch: Path,
     max_bytes: int,
-    deadline: float,
+    deadline: float | None,
     what: str,
     purpose: Purpose,
 ) -> dict[str, Any]:
@@ -63,11 +67,14 @@ def run_step(
 
     `work` is a folder of ours, in which the child gets a scratch folder of its own; `watch`
     the folder the child writes, kept under `max_bytes` (so is the scratch folder); `deadline`
-    a time.monotonic() value; `what` names the step in messages ("exporting the Keras file
-    'm.keras'"); `purpose` says which secrets the child may see (child_env.py). Errors the
-    child reports become InvalidInput / PayloadTooLarge / BackendUnavailable; a crash is a
-    ServerFault; running out of time raises ChildTimeout (the caller words it).
+    a time.monotonic() value (None: DEFAULT_STEP_SECONDS from now); `what` names the step in
+    messages ("exporting the Keras file 'm.keras'"); `purpose` says which secrets the child
+    may see (child_env.py). Errors the child reports become InvalidInput / PayloadTooLarge /
+    BackendUnavailable; a crash is a ServerFault; running out of time raises ChildTimeout
+    (the caller words it).
     """
+    if deadline is None:
+        deadline = time.monotonic() + DEFAULT_STEP_SECONDS
     what = redact(what)
     scratch = Path(tempfile.mkdtemp(prefix="step-", dir=work))
     temp = scratch / "tmp"

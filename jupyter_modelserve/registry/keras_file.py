@@ -10,7 +10,6 @@ held to the registration's byte limit.
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 from ..errors import InvalidInput, ServerFault
@@ -55,7 +54,6 @@ def export_keras_file(
     keras_file: Path, staging: Path, work: Path, limits: safe_copy.CopyLimits, shown: str
 ) -> None:
     """Load our copy `keras_file` and export it to `staging` in a child process."""
-    deadline = limits.deadline if limits.deadline is not None else time.monotonic() + 1800.0
     what = f"exporting the Keras file {shown!r}"
     try:
         run_step(
@@ -64,7 +62,7 @@ def export_keras_file(
             work=work,
             watch=staging,
             max_bytes=limits.max_bytes,
-            deadline=deadline,
+            deadline=limits.deadline,
             what=what,
             purpose="keras_export",
         )

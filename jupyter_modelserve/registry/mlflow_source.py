@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,7 +77,6 @@ def stage_mlflow_model(
 def _download(uri: str, work: Path, limits: safe_copy.CopyLimits) -> Path:
     target = work / "download"
     what = f"downloading {redact(uri)!r} from MLflow"
-    deadline = limits.deadline if limits.deadline is not None else time.monotonic() + 1800.0
     try:
         result = run_step(
             "jupyter_modelserve.registry.mlflow_fetch",
@@ -86,7 +84,7 @@ def _download(uri: str, work: Path, limits: safe_copy.CopyLimits) -> Path:
             work=work,
             watch=target,
             max_bytes=limits.max_bytes,
-            deadline=deadline,
+            deadline=limits.deadline,
             what=what,
             purpose="mlflow_fetch",
         )
