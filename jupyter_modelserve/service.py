@@ -252,6 +252,17 @@ class ServeService:
                     self._start_again(record)
             except ModelServeError as error:  # one serve's trouble must not stop the others
                 log.warning("Reconciling %s %s: %s", record.model_name, record.model_version, error)
+        running = [
+            _spec(r)
+            for r in records
+            if r.state not in (ServeState.DELETING, ServeState.FAILED)
+            and r.url is not None
+            and observations[_key(r)].state is not Observed.ABSENT
+        ]
+        try:
+            self.backend.refresh(running)
+        except ModelServeError as error:
+            log.warning("Bringing running serves to the current settings: %s", error)
         self.list_serves()
 
     def request_reconcile(self) -> None:

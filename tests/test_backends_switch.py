@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from jupyter_modelserve.app import ModelServeApp
-from jupyter_modelserve.backends import manifests
+from jupyter_modelserve.backends import manifests, naming
 from jupyter_modelserve.backends.base import ServeSpec
-from jupyter_modelserve.backends.manifests import ClusterSettings
+from jupyter_modelserve.backends.cluster_settings import ClusterSettings
 
 from .conftest import SEED_BODY, Api, post_json, server_config
 from .kube.fixtures import KubeCluster
@@ -70,7 +70,7 @@ def orphan_deployment(
     )
     body: Any = manifests.deployment(ORPHAN, settings)  # the client takes a plain dict too
     apps.create_namespaced_deployment(kube_namespace, body)
-    name = manifests.object_name(ORPHAN)
+    name = naming.object_name(ORPHAN)
 
     def read() -> Any:
         found: list[Any] = apps.list_namespaced_deployment(kube_namespace).items

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from jupyter_modelserve.backends import manifests
+from jupyter_modelserve.backends import exposure, manifests
 from jupyter_modelserve.backends.base import ServeSpec
 from jupyter_modelserve.service import ServeService
 
@@ -204,7 +204,7 @@ async def test_our_own_objects_are_adopted_and_foreign_ones_are_a_409(
     spec = ServeSpec("simple", 1, simple_registered["source"])
 
     # Given a Service this backend made earlier for simple 1 (a crash between two creates)
-    existing = core.create_namespaced_service(kube_namespace, manifests.service(spec, settings))
+    existing = core.create_namespaced_service(kube_namespace, exposure.service(spec, settings))
     # When simple 1 is served, the Service is adopted, not duplicated or refused
     code, envelope = await api("POST", "/api/v1/serve", SEED_BODY)
     assert code == 200, envelope

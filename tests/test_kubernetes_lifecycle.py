@@ -10,7 +10,7 @@ import pytest
 
 from jupyter_modelserve.backends import manifests
 from jupyter_modelserve.backends.base import ServeSpec
-from jupyter_modelserve.backends.manifests import ClusterSettings
+from jupyter_modelserve.backends.cluster_settings import ClusterSettings
 
 from .conftest import SEED_BODY, Api, eventually, server_config
 from .kube.fixtures import KubeCluster, wait_for

@@ -7,9 +7,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from jupyter_modelserve.backends import manifests
+from jupyter_modelserve.backends import exposure, manifests, naming
 from jupyter_modelserve.backends.base import ServeSpec
-from jupyter_modelserve.backends.manifests import ClusterSettings
+from jupyter_modelserve.backends.cluster_settings import ClusterSettings
 from jupyter_modelserve.errors import InvalidInput
 
 ROOT = "/srv/jupyter/artifacts"
@@ -64,7 +64,7 @@ def test_an_s3_source_reads_credentials_from_the_secret_and_mounts_no_volume() -
     config = manifests.config_map(S3, FULL)["data"]["models.config"]
     assert "base_path: 's3://bucket/models/simple'" in config
     # The url names the version TF Serving serves: the folder's number.
-    assert manifests.predict_url(S3, FULL) == (
+    assert exposure.predict_url(S3, FULL) == (
         "http://models.example.com/v1/models/simple/versions/7:predict"
     )
 
@@ -85,23 +85,23 @@ def test_labels_say_who_owns_every_object() -> None:
 )
 def test_names_are_dns_safe_and_distinct(name: str, version: int) -> None:
     spec = ServeSpec(name, version, f"{ROOT}/{name}/{version}")
-    object_name = manifests.object_name(spec)
+    object_name = naming.object_name(spec)
     assert len(object_name) <= 63
     assert object_name[0].isalpha() and object_name[-1].isalnum()
     assert set(object_name) <= set("abcdefghijklmnopqrstuvwxyz0123456789-")
-    labels = manifests.labels(spec, FULL)
+    labels = naming.labels(spec, FULL)
     assert all(len(value) <= 63 for value in labels.values())
     twin = ServeSpec(name.swapcase(), version, spec.source)
     if twin.name != name:
-        assert manifests.object_name(twin) != object_name
+        assert naming.object_name(twin) != object_name
 
 
 def test_the_in_cluster_url_without_an_ingress() -> None:
     settings = ClusterSettings(namespace="serving", model_volume="models", artifact_root=ROOT)
-    assert manifests.predict_url(LOCAL, settings) == (
+    assert exposure.predict_url(LOCAL, settings) == (
         "http://ms-simple-v3.serving.svc:8501/v1/models/simple/versions/3:predict"
     )
-    assert manifests.ingress(LOCAL, settings) is None
+    assert exposure.ingress(LOCAL, settings) is None
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,8 @@ from traitlets.config import Config
 
 from jupyter_modelserve.backends import manifests
 from jupyter_modelserve.backends.base import ServeSpec
+from jupyter_modelserve.backends.cluster_settings import ClusterSettings
 from jupyter_modelserve.backends.kubernetes import KubernetesBackend
-from jupyter_modelserve.backends.manifests import ClusterSettings
 from jupyter_modelserve.errors import InvalidInput
 
 SPEC = ServeSpec("simple", 1, "gs://bucket/simple/1")

@@ -17,7 +17,7 @@ import pytest
 
 from jupyter_modelserve.backends import manifests
 from jupyter_modelserve.backends.base import ServeSpec
-from jupyter_modelserve.backends.manifests import ClusterSettings
+from jupyter_modelserve.backends.cluster_settings import ClusterSettings
 
 ROOT = "/srv/jupyter/artifacts"
 GPU_NODES = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}

@@ -72,6 +72,11 @@ class Backend(Protocol):
         """Start removing `spec`; `status` answers ABSENT once it is gone."""
         ...
 
+    def refresh(self, specs: Sequence[ServeSpec]) -> None:
+        """Bring serves that run already to the backend's current settings (a changed image or
+        resources reach them on the next reconcile). Idempotent, and cheap when nothing changed."""
+        ...
+
     def statuses(self, specs: Sequence[ServeSpec], timeout: float) -> dict[Key, Observation]:
         """What the backend runs for each of `specs` right now, keyed by (name, version).
 

@@ -8,23 +8,21 @@ objects that no serve wants. Every call blocks: the service runs them off the ev
 
 from __future__ import annotations
 
-import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from traitlets import Dict, Float, Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
-from ..errors import BackendUnavailable, Conflict, InvalidInput
-from . import manifests
+from ..errors import BackendUnavailable, Conflict
+from . import cluster_settings, exposure, manifests, naming
 from .base import Key, Observation, Observed, ServeSpec
+from .kubeapi import KubeApi, reason
 from .kubepods import crash_looping
 from .kubestatus import observe
 
-T = TypeVar("T")
-CONNECT_TIMEOUT = 3.0  # seconds to open a connection to the API server
 CONTAINER = "tensorflow-serving"
 KINDS = ("ConfigMap", "Deployment", "Service", "Ingress")
 
@@ -122,12 +120,12 @@ class KubernetesBackend(LoggingConfigurable):
     def __init__(self, data_dir: str | Path, artifact_root: str | Path = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.artifact_root = str(artifact_root)
-        self._client: Any = None
-        self._client_lock = threading.Lock()
+        self._kube: KubeApi | None = None
+        self._api_lock = threading.Lock()
 
     @property
-    def settings(self) -> manifests.ClusterSettings:
-        return manifests.ClusterSettings(
+    def settings(self) -> cluster_settings.ClusterSettings:
+        return cluster_settings.ClusterSettings(
             namespace=self.namespace,
             image=self.image,
             replicas=self.replicas,
@@ -158,63 +156,74 @@ class KubernetesBackend(LoggingConfigurable):
         manifests.manifests(spec, self.settings)  # InvalidInput names what the cluster lacks
 
     def url_for(self, spec: ServeSpec) -> str:
-        return manifests.predict_url(spec, self.settings)
+        return exposure.predict_url(spec, self.settings)
 
     def endpoint(self, spec: ServeSpec) -> str:
-        return manifests.cluster_endpoint(spec, self.settings)
+        return exposure.cluster_endpoint(spec, self.settings)
 
     def apply(self, spec: ServeSpec) -> None:
         objects = manifests.manifests(spec, self.settings)
         # Check every name first, so a foreign object stops the create before anything exists.
         existing = {
-            obj["kind"]: self._read(obj["kind"], obj["metadata"]["name"]) for obj in objects
+            obj["kind"]: self._api.read(obj["kind"], obj["metadata"]["name"]) for obj in objects
         }
         for obj in objects:
             self._refuse_foreign(existing[obj["kind"]], obj, spec)
         for obj in objects:
             if existing[obj["kind"]] is None:
-                created = self._call(f"create {obj['kind']}", self._create, obj, allow=(409,))
+                created = self._api.call(
+                    f"create {obj['kind']}", self._api.create, obj, allow=(409,)
+                )
                 if created is not None:
                     continue
-                self._refuse_foreign(self._read(obj["kind"], obj["metadata"]["name"]), obj, spec)
-            self._call(f"update {obj['kind']}", self._patch, obj)  # adopt: make it as desired
+                self._refuse_foreign(
+                    self._api.read(obj["kind"], obj["metadata"]["name"]), obj, spec
+                )
+            self._api.call(
+                f"update {obj['kind']}", self._api.patch, obj
+            )  # adopt: make it as desired
+
+    def refresh(self, specs: Sequence[ServeSpec]) -> None:
+        """Settings changes do not reach running serves yet (issue 11, item 6)."""
 
     def remove(self, spec: ServeSpec) -> None:
-        name = manifests.object_name(spec)
-        ours = manifests.labels(spec, self.settings)
+        name = naming.object_name(spec)
+        ours = naming.labels(spec, self.settings)
         for kind in KINDS:
-            existing = self._read(kind, name)
+            existing = self._api.read(kind, name)
             labels = (existing.metadata.labels or {}) if existing is not None else {}
             # Only what this serve made: a same-named object of somebody else's stays.
-            if existing is not None and all(labels.get(k) == ours[k] for k in manifests.OWNER_KEYS):
-                self._call(f"delete {kind}", self._delete, kind, name, allow=(404,))
+            if existing is not None and all(labels.get(k) == ours[k] for k in naming.OWNER_KEYS):
+                self._api.call(f"delete {kind}", self._api.delete, kind, name, allow=(404,))
 
     def statuses(self, specs: Sequence[ServeSpec], timeout: float) -> dict[Key, Observation]:
         """Every serve's state from one list of Deployments and one of Pods (two API calls,
         whatever the number of serves; the other kinds only when a Deployment is missing)."""
         if not specs:
             return {}
-        selector = manifests.owner_selector(self.settings)
+        selector = naming.owner_selector(self.settings)
         limit = (min(3.0, timeout), timeout)
         deployments = {
             d.metadata.name: d
-            for d in self._call("list Deployments", self._list, "Deployment", selector, limit)
+            for d in self._api.call(
+                "list Deployments", self._api.list, "Deployment", selector, limit
+            )
         }
         # The ReplicaSets tell which Pods are current (None: not allowed to list them; then every
         # Pod that is not being deleted counts, as before deploy/rbac.yaml granted it).
-        replicasets = self._call(
-            "list ReplicaSets", self._list, "ReplicaSet", selector, limit, allow=(403,)
+        replicasets = self._api.call(
+            "list ReplicaSets", self._api.list, "ReplicaSet", selector, limit, allow=(403,)
         )
         pods: dict[tuple[str | None, str | None], list[Any]] = {}
-        for pod in self._call("list pods", self._list, "Pod", selector, limit):
+        for pod in self._api.call("list pods", self._api.list, "Pod", selector, limit):
             labels = pod.metadata.labels or {}
-            key = (labels.get(manifests.LABEL_NAME), labels.get(manifests.LABEL_VERSION))
+            key = (labels.get(naming.LABEL_NAME), labels.get(naming.LABEL_VERSION))
             pods.setdefault(key, []).append(pod)
         leftovers: dict[str, list[str]] | None = None
         found: dict[Key, Observation] = {}
         for spec in specs:
-            name = manifests.object_name(spec)
-            serve_pods = pods.get((manifests.label_value(spec.name), str(spec.version)), [])
+            name = naming.object_name(spec)
+            serve_pods = pods.get((naming.label_value(spec.name), str(spec.version)), [])
             deployment = deployments.get(name)
             if deployment is not None:
                 found[(spec.name, spec.version)] = observe(deployment, serve_pods, replicasets)
@@ -235,18 +244,16 @@ class KubernetesBackend(LoggingConfigurable):
         return found
 
     def deployed(self) -> list[Key]:
-        selector = manifests.owner_selector(self.settings)
+        selector = naming.owner_selector(self.settings)
         keys: set[Key] = set()
         for kind in KINDS:
-            for obj in self._call(f"list {kind}s", self._list, kind, selector):
+            for obj in self._api.call(f"list {kind}s", self._api.list, kind, selector):
                 if obj.metadata.deletion_timestamp is not None:
                     continue
                 labels = obj.metadata.labels or {}
                 annotations = obj.metadata.annotations or {}
-                model = annotations.get(manifests.ANNOTATION_MODEL) or labels.get(
-                    manifests.LABEL_NAME
-                )
-                version = labels.get(manifests.LABEL_VERSION, "")
+                model = annotations.get(naming.ANNOTATION_MODEL) or labels.get(naming.LABEL_NAME)
+                version = labels.get(naming.LABEL_VERSION, "")
                 if model and version.isdigit():
                     keys.add((model, int(version)))
         return sorted(keys)
@@ -258,7 +265,7 @@ class KubernetesBackend(LoggingConfigurable):
         """{object name: ["ConfigMap x", ...]} for the kinds besides Deployments."""
         found: dict[str, list[str]] = {}
         for kind in ("ConfigMap", "Service", "Ingress"):
-            for obj in self._call(f"list {kind}s", self._list, kind, selector, limit):
+            for obj in self._api.call(f"list {kind}s", self._api.list, kind, selector, limit):
                 found.setdefault(obj.metadata.name, []).append(kind)
         return found
 
@@ -270,119 +277,45 @@ class KubernetesBackend(LoggingConfigurable):
             # Between restarts the current container has no log yet: its last run's says why.
             previous = crash_looping(pod, CONTAINER)
             try:
-                text = self._core().read_namespaced_pod_log(
+                text = self._api.core().read_namespaced_pod_log(
                     pod_name,
                     self.namespace,
                     container=CONTAINER,
                     tail_lines=tail,
                     previous=previous,
-                    _request_timeout=self._timeout,
+                    _request_timeout=self._api.timeout,
                 )
             except Exception as exc:  # a pod still pulling its image has no log yet: say so
-                lines.append(f"[{pod_name}] no log: {_reason(exc)}")
+                lines.append(f"[{pod_name}] no log: {reason(exc)}")
                 continue
             prefix = f"[{pod_name} previous]" if previous else f"[{pod_name}]"
             lines.extend(f"{prefix} {line}" for line in (text or "").splitlines())
         return lines[-tail:] if tail else lines
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
+        if self._kube is not None:
+            self._kube.close()
 
     # -- API access --------------------------------------------------------------------------
 
     @property
-    def _timeout(self) -> tuple[float, float]:
-        """(connect, read) seconds for one API call."""
-        return (CONNECT_TIMEOUT, self.request_timeout)
-
-    @property
-    def _raw(self) -> dict[str, Any]:
-        # Writes do not deserialise the answer: we never use it, and API servers of other versions
-        # answer some of them in shapes this client's models reject (1.20's Status for a deleted
-        # Service, say).
-        return {"_request_timeout": self._timeout, "_preload_content": False}
-
-    def _api_client(self) -> Any:
-        with self._client_lock:
-            if self._client is None:
-                self._client = _connect(self.kubeconfig)
-            return self._client
-
-    def _core(self) -> Any:
-        from kubernetes import client
-
-        return client.CoreV1Api(self._api_client())
-
-    def _apps(self) -> Any:
-        from kubernetes import client
-
-        return client.AppsV1Api(self._api_client())
-
-    def _networking(self) -> Any:
-        from kubernetes import client
-
-        return client.NetworkingV1Api(self._api_client())
+    def _api(self) -> KubeApi:
+        """The API server, connected on first use with the settings of that moment."""
+        with self._api_lock:
+            if self._kube is None:
+                self._kube = KubeApi(self.namespace, self.kubeconfig, self.request_timeout)
+            return self._kube
 
     def _pods(self, spec: ServeSpec) -> list[Any]:
-        listed = self._call(
+        listed = self._api.call(
             "list pods",
-            lambda: self._core().list_namespaced_pod(
+            lambda: self._api.core().list_namespaced_pod(
                 self.namespace,
-                label_selector=manifests.serve_selector(spec, self.settings),
-                _request_timeout=self._timeout,
+                label_selector=naming.serve_selector(spec, self.settings),
+                _request_timeout=self._api.timeout,
             ),
         )
         return list(listed.items)
-
-    def _kind_api(self, kind: str) -> tuple[Any, str]:
-        apis = {
-            "ConfigMap": (self._core, "config_map"),
-            "Deployment": (self._apps, "deployment"),
-            "Service": (self._core, "service"),
-            "Ingress": (self._networking, "ingress"),
-            "Pod": (self._core, "pod"),
-            "ReplicaSet": (self._apps, "replica_set"),
-        }
-        api, suffix = apis[kind]
-        return api(), suffix
-
-    def _read(self, kind: str, name: str) -> Any:
-        api, suffix = self._kind_api(kind)
-        reader = getattr(api, f"read_namespaced_{suffix}")
-        return self._call(
-            f"read {kind} {name}",
-            reader,
-            name,
-            self.namespace,
-            _request_timeout=self._timeout,
-            allow=(404,),
-        )
-
-    def _list(
-        self, kind: str, selector: str, timeout: tuple[float, float] | None = None
-    ) -> list[Any]:
-        api, suffix = self._kind_api(kind)
-        lister = getattr(api, f"list_namespaced_{suffix}")
-        limit = timeout or self._timeout
-        return list(lister(self.namespace, label_selector=selector, _request_timeout=limit).items)
-
-    def _create(self, obj: dict[str, Any]) -> Any:
-        api, suffix = self._kind_api(obj["kind"])
-        creator = getattr(api, f"create_namespaced_{suffix}")
-        return _drained(creator(self.namespace, obj, **self._raw))
-
-    def _patch(self, obj: dict[str, Any]) -> Any:
-        api, suffix = self._kind_api(obj["kind"])
-        patcher = getattr(api, f"patch_namespaced_{suffix}")
-        return _drained(patcher(obj["metadata"]["name"], self.namespace, obj, **self._raw))
-
-    def _delete(self, kind: str, name: str) -> Any:
-        api, suffix = self._kind_api(kind)
-        deleter = getattr(api, f"delete_namespaced_{suffix}")
-        # Foreground: the Deployment stays until its ReplicaSets and Pods are gone, so "absent"
-        # means really nothing left.
-        return _drained(deleter(name, self.namespace, propagation_policy="Foreground", **self._raw))
 
     def _refuse_foreign(self, existing: Any, desired: dict[str, Any], spec: ServeSpec) -> None:
         if existing is None:
@@ -393,82 +326,10 @@ class KubernetesBackend(LoggingConfigurable):
                 f"still being deleted in namespace {self.namespace}; try again in a moment"
             )
         labels = existing.metadata.labels or {}
-        ours = manifests.labels(spec, self.settings)
-        if any(labels.get(key) != ours[key] for key in manifests.OWNER_KEYS):
+        ours = naming.labels(spec, self.settings)
+        if any(labels.get(key) != ours[key] for key in naming.OWNER_KEYS):
             raise Conflict(
                 f"a {desired['kind']} named {desired['metadata']['name']} already exists in "
                 f"namespace {self.namespace} and was not made by jupyter_modelserve for "
                 f"{spec.name!r} version {spec.version}; delete or rename it"
             )
-
-    def _call(
-        self,
-        what: str,
-        function: Callable[..., T],
-        *args: Any,
-        allow: tuple[int, ...] = (),
-        **kwargs: Any,
-    ) -> T:
-        """Run one API call, turning Kubernetes and network failures into our errors."""
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
-
-        try:
-            return function(*args, **kwargs)
-        except ApiException as exc:
-            if exc.status in allow:
-                return None  # type: ignore[return-value]
-            if exc.status == 409:
-                raise Conflict(f"Kubernetes refused to {what}: {_reason(exc)}") from None
-            if exc.status in (400, 422):
-                raise InvalidInput(f"Kubernetes rejected {what}: {_reason(exc)}") from None
-            if exc.status in (401, 403):
-                raise BackendUnavailable(
-                    f"Kubernetes does not allow this Jupyter server to {what} in namespace "
-                    f"{self.namespace}: {_reason(exc)}; grant the Role in deploy/rbac.yaml"
-                ) from None
-            raise BackendUnavailable(f"Kubernetes failed to {what}: {_reason(exc)}") from None
-        except (HTTPError, OSError) as exc:
-            host = getattr(self._client.configuration, "host", "?") if self._client else "?"
-            raise BackendUnavailable(
-                f"cannot reach the Kubernetes API server at {host} to {what}: {exc}"
-            ) from None
-
-
-def _drained(response: Any) -> Any:
-    response.data  # read it all, so the pooled connection can be reused  # noqa: B018
-    return response
-
-
-def _connect(kubeconfig: str) -> Any:
-    """An ApiClient from the kubeconfig, $KUBECONFIG, ~/.kube/config or in-cluster config."""
-    from kubernetes import client, config
-
-    path = (
-        kubeconfig or os.environ.get("KUBECONFIG", "") or str(Path("~/.kube/config").expanduser())
-    )
-    configuration = client.Configuration()
-    try:
-        if Path(path).is_file():
-            config.load_kube_config(config_file=path, client_configuration=configuration)
-        else:
-            config.load_incluster_config(client_configuration=configuration)
-    except (config.ConfigException, OSError, ValueError) as exc:
-        raise BackendUnavailable(
-            f"no usable Kubernetes configuration (kubeconfig {path!r} not found and not running "
-            f"in a cluster): {exc}; set c.KubernetesBackend.kubeconfig"
-        ) from None
-    configuration.retries = 0  # fail fast: the service retries on its own schedule
-    return client.ApiClient(configuration)
-
-
-def _reason(exc: Exception) -> str:
-    import json
-
-    body = getattr(exc, "body", None)
-    if body:
-        try:
-            return str(json.loads(body).get("message") or body)
-        except ValueError:
-            return str(body)
-    return str(getattr(exc, "reason", None) or exc)

@@ -155,6 +155,10 @@ class LocalBackend(LoggingConfigurable):
             if changed and not started:  # a server just started reads the file by itself
                 self._signal_reload(info)
 
+    def refresh(self, specs: Sequence[ServeSpec]) -> None:
+        """Nothing to do: the model server reads its settings when it starts, and every serve
+        of it shares them."""
+
     def remove(self, spec: ServeSpec) -> None:
         with self._locked():
             updated = without_version(self.models.read(), spec)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InvalidInput
 
 if TYPE_CHECKING:
-    from .manifests import ClusterSettings
+    from .cluster_settings import ClusterSettings
 
 GPU_RESOURCE = "nvidia.com/gpu"
 TF_SERVING_BINARY = "/usr/bin/tensorflow_model_server"
