@@ -50,8 +50,9 @@ def redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision, one process at a time.
+def migrate(engine: Engine) -> bool:
+    """Bring the schema to the newest revision, one process at a time; True when this call
+    created the schema (the database was new or empty).
 
     A database whose schema is newer than this package (another process was upgraded first)
     is refused with a message saying so, instead of failing later on a missing column.
@@ -72,6 +73,7 @@ def migrate(engine: Engine) -> None:
             if current != scripts.get_current_head():
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
+            return current is None
     except SQLAlchemyError as error:
         raise RegistryUnavailable(
             f"cannot open the registry database {redacted(str(engine.url))}: "

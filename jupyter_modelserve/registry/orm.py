@@ -155,3 +155,16 @@ class Lease(Base):
     holder: Mapped[str] = mapped_column(String(256))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class RegistryIdentity(Base):
+    """The one row that names this registry: who owns what it deployed, and since when.
+
+    Written once, by the migration that creates it; a lost and recreated database gets a new id,
+    so it can never mistake the old registry's deployments for its own.
+    """
+
+    __tablename__ = "registry_identity"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -20,6 +20,7 @@ from ..errors import Conflict, InvalidInput, NotFound, RegistryUnavailable
 from ..schemas import ModelVersionView, RegisteredModelView, ServeState
 from . import orm
 from .database import create_registry_engine, describe_database_error, migrate, redacted
+from .identity import RegistryIdentity, load_identity
 from .lease import Leases
 from .rows import ServeRecord, model_view, phase, serve_record, tags_by_key, version_view
 
@@ -32,9 +33,16 @@ class RegistryStore:
     def __init__(self, db_url: str) -> None:
         self.db_url = db_url
         self.engine: Engine = create_registry_engine(db_url)
-        migrate(self.engine)
+        self.created_here = migrate(self.engine)  # the reconciler never sweeps when True
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.leases = Leases(self._session)
+        self._identity: RegistryIdentity | None = None
+
+    def identity(self) -> RegistryIdentity:
+        """This registry's stored id (read once), and whether this store created it."""
+        if self._identity is None:
+            self._identity = load_identity(self._session, self.created_here)
+        return self._identity
 
     def close(self) -> None:
         self.engine.dispose()
