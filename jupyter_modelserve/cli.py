@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from jupyter_core.application import JupyterApp
 from traitlets import Bool, Float, Int, Unicode
+from traitlets.config import Config
 
 from ._version import __version__
 from .errors import InvalidInput, ModelServeError
@@ -53,7 +54,7 @@ class _Command(JupyterApp):
         except ModelServeError as error:
             self._exit(f"error: {error}", _exit_status(error))
         try:
-            service = load_settings(self.config).build_service()
+            service = load_settings(_one_shot(self.config)).build_service()
         except ModelServeError as error:  # the registry or backend cannot be used: not usage
             self._exit(f"error: {error}", FAILED)
         try:
@@ -230,3 +231,11 @@ SUBCOMMANDS: dict[str, type[JupyterApp]] = {
     app.command: app
     for app in (RegisterApp, ServeApp, DeleteApp, ListApp, StatusApp, LogsApp, StopServerApp)
 }
+
+
+def _one_shot(config: Config) -> Config:
+    """The command line's config for a process that reads once and exits: a watch would cost
+    more API calls than the one list it saves."""
+    once = Config(config)
+    once.KubernetesBackend.watch_cache = False
+    return once
