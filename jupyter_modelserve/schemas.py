@@ -191,6 +191,7 @@ def validate_version(value: Any, field: str = "version") -> int:
 
 
 MAX_WAIT_SECONDS = 3600.0  # the longest a front door waits for a serve: an hour
+MAX_LOG_TAIL = 10_000  # log lines one logs read may ask for (a larger ask is a 400 naming it)
 
 
 def _wait_seconds(value: Any) -> float:
@@ -232,6 +233,20 @@ def validate_source(value: Any, field: str = "source") -> str:
     """A SavedModel folder or an s3:// / gs:// URI: one line, bounded."""
     result: str = _invalid(field, _source_text, value)
     return result
+
+
+def check_remote_uri(uri: str) -> None:
+    """InvalidInput unless `uri` is a bucket URI without userinfo (`s3://KEY:SECRET@bucket`), a
+    query or a fragment: a secret in a source would be stored in the registry and shown to
+    every reader of the model. The message never repeats the URI, which may hold the secret."""
+    scheme, _, rest = uri.partition("://")
+    authority = rest.split("/", 1)[0]
+    if "@" in authority or "?" in uri or "#" in uri:
+        raise InvalidInput(
+            f"source: a {scheme}:// URI must be scheme://bucket/path only, without credentials "
+            "(user:secret@), a query (?) or a fragment (#); give credentials to the cluster "
+            "through c.KubernetesBackend.storage_secret or service_account instead"
+        )
 
 
 def parse_positive_int(raw: str | None, field: str) -> int:

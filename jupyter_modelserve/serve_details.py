@@ -62,7 +62,7 @@ def _signature(
     what = f"the signature of {name!r} version {version}"
     if not source.startswith(REMOTE_SCHEMES):
         return best_effort(what, lambda: signature_of_folder(Path(source)))
-    if not _answering(view):
+    if not _answering(service, view):
         return None
     endpoint, servable_version = service.endpoint(name, version)
     timeout = _peek_timeout(service)
@@ -74,7 +74,7 @@ def _signature(
 def _metrics(
     service: ServeService, name: str, version: int, view: ServeView
 ) -> ServeMetrics | None:
-    if not _answering(view):
+    if not _answering(service, view):
         return None
     endpoint, servable_version = service.endpoint(name, version)
     timeout = _peek_timeout(service)
@@ -89,7 +89,12 @@ def _peek_timeout(service: ServeService) -> float:
     return min(service.status_timeout, MAX_PEEK_SECONDS)
 
 
-def _answering(view: ServeView | None) -> bool:
-    """AVAILABLE and answering: a model server that just failed its status read (a reason
-    says why) is not asked again."""
-    return view is not None and view.state is ServeState.AVAILABLE and view.reason is None
+def _answering(service: ServeService, view: ServeView | None) -> bool:
+    """AVAILABLE and its status just read: a model server whose status read failed is not asked
+    again. Such a view carries the failure as its reason without storing it (servestate's
+    `transient`), so its reason differs from the row's; an AVAILABLE serve may carry a stored
+    reason of its own ("2 of 3 replicas ready") and still answers."""
+    if view is None or view.state is not ServeState.AVAILABLE:
+        return False
+    row = service.store.get_serve(view.model_name, view.model_version)
+    return row is not None and row.reason == view.reason

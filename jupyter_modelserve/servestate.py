@@ -84,7 +84,8 @@ def fold(
     if observation.state in (Observed.ABSENT, Observed.PARTIAL):
         return _missing(record, observation, backend, restarts_lost_serves)
     state = _OBSERVED_TO_STATE[observation.state]
-    reason = None if state is ServeState.AVAILABLE else observation.reason
+    # AVAILABLE keeps its reason too: "2 of 3 replicas ready: ..." is news a user acts on.
+    reason = observation.reason
     if state in IN_PROGRESS and record.state in IN_PROGRESS:
         waited = (datetime.now(timezone.utc) - record.state_since).total_seconds()
         if waited > load_timeout:

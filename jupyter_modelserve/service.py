@@ -30,6 +30,7 @@ from .registry.rows import ServeRecord
 from .registry.store import RegistryStore
 from .schemas import SUPPORTED_MODEL_TYPES, ServeState, ServeView, SignatureView
 from .servestate import failure, fold, settled, view_of
+from .sweepbrake import older_than_registry
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class ServeService:
         lock_timeout: float = 90.0,
         reconcile_interval: float = 30.0,
         max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
+        max_orphan_sweep: int = 10,
     ) -> None:
         self.store = store
         # The registry's rules, composed: the serve rules ask it nothing the store cannot
@@ -58,6 +60,10 @@ class ServeService:
         self.delete_timeout = delete_timeout
         self.status_timeout = status_timeout
         self.lock_timeout = lock_timeout
+        # Most orphans one reconcile removes; more are refused and logged.
+        self.max_orphan_sweep = max_orphan_sweep
+        # The last refusal logged (why, which serves), so it is logged once per situation.
+        self._sweep_refusal: tuple[str, list[Key]] | None = None
         self._serve_locks: KeyedLocks[Key] = KeyedLocks(
             lock_timeout, lambda key: f"model {key[0]!r} version {key[1]}"
         )
@@ -202,7 +208,7 @@ class ServeService:
     def endpoint(self, name: str, version: int) -> tuple[str, int]:
         """Where the Jupyter server reaches a serve's TF Serving API, and its servable version."""
         spec = _spec(self._record(name, version))
-        return self.backend.endpoint(spec), spec.servable_version
+        return self.backend.endpoint(spec), self.backend.served_version(spec)
 
     def wait(
         self,
@@ -239,7 +245,7 @@ class ServeService:
         deployed = set(self.backend.deployed())
         records = self.store.list_serves(self.backend.name)
         wanted = {_key(r): r for r in records if r.state is not ServeState.DELETING}
-        for name, version in sorted(deployed - set(wanted)):
+        for name, version in self._orphans_to_sweep(sorted(deployed - set(wanted))):
             self._remove_orphan(name, version)
         observations = self._observe([r for r in records])
         for record in records:
@@ -295,6 +301,44 @@ class ServeService:
                 url = self.backend.url_for(spec)
                 self.store.update_serve(spec.name, spec.version, latest.state, None, url)
 
+    def _orphans_to_sweep(self, orphans: list[Key]) -> list[Key]:
+        """The orphans this reconcile may remove.
+
+        None from a registry this process created when the backend's deployments outlive a
+        registry (a cluster: an empty registry beside labelled objects is a lost database far
+        more often than real orphans), none when there are more than `max_orphan_sweep`, and
+        never one deployed before the registry was created (`sweepbrake`). Each refusal is
+        logged with why, once per situation.
+        """
+        if not orphans:
+            self._sweep_refusal = None
+            return []
+        refusal: str | None = None
+        kept = orphans
+        if self.store.created_here and self.backend.outlives_registry:
+            refusal = (
+                f"{len(orphans)} deployed serve(s) have no row in the registry, but this process "
+                "created the registry database: keeping them (a new or lost database must not "
+                "delete what another registry deployed); delete them by hand if they are garbage"
+            )
+        elif len(orphans) > self.max_orphan_sweep:
+            refusal = (
+                f"{len(orphans)} deployed serves have no row in the registry, more than "
+                f"c.ModelServeApp.max_orphan_sweep = {self.max_orphan_sweep}: removing none "
+                "(was the registry database replaced?); raise the limit to remove them"
+            )
+        else:  # objects older than the registry are a lost database's, whoever created this one
+            kept = older_than_registry(orphans, self.backend.deployed_since, self.store)
+            if kept:
+                refusal = (
+                    "deployed before this registry was created (by another, maybe lost, "
+                    "registry): keeping them; delete them by hand if they are garbage"
+                )
+        if refusal is not None and (refusal, kept) != self._sweep_refusal:
+            log.warning("Not removing orphaned serves %s: %s", _keys_text(kept), refusal)
+        self._sweep_refusal = (refusal, kept) if refusal is not None else None
+        return [key for key in orphans if key not in kept]
+
     def _remove_orphan(self, name: str, version: int) -> None:
         try:
             with self._serialized(name, version, timeout=1.0):
@@ -340,10 +384,13 @@ class ServeService:
             return view_of(record, reason=folded.reason)
         if folded.restart_wanted:
             self.request_reconcile()
-        if (folded.state, folded.reason) == (record.state, record.reason):
+        # A url the cluster reports (an Ingress's or LoadBalancer's address) replaces the one
+        # known at create time; no news keeps it.
+        url = observation.url if observation.url != record.url else None
+        if (folded.state, folded.reason) == (record.state, record.reason) and url is None:
             return view_of(record)
         current = self.store.update_serve(
-            record.model_name, record.model_version, folded.state, folded.reason, None, record.state
+            record.model_name, record.model_version, folded.state, folded.reason, url, record.state
         )
         return view_of(current) if current is not None else None
 
@@ -396,6 +443,11 @@ class ServeService:
         backend's own lock keep it to one deployment.
         """
         return self._serve_locks.hold((name, version), timeout)
+
+
+def _keys_text(keys: Sequence[Key], shown: int = 5) -> str:
+    text = ", ".join(f"{name} {version}" for name, version in keys[:shown])
+    return text + (f" and {len(keys) - shown} more" if len(keys) > shown else "")
 
 
 def _key(record: ServeRecord) -> Key:

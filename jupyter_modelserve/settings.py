@@ -134,6 +134,14 @@ class ModelServeSettings(LoggingConfigurable):
     def resolved_artifact_root(self) -> Path:
         return Path(self.artifact_root).expanduser().resolve()
 
+    max_orphan_sweep = Int(
+        10,
+        config=True,
+        help="Most serves without a registry row the reconciler removes in one pass; when it "
+        "finds more, it removes none and logs why (a lost or swapped registry database looks "
+        "exactly like that). A registry created by this process never sweeps.",
+    )
+
     def build_backend(self) -> Backend:
         backend: Backend = self.backend(
             data_dir=modelserve_dir(), artifact_root=self.resolved_artifact_root(), parent=self
@@ -144,7 +152,16 @@ class ModelServeSettings(LoggingConfigurable):
         from .registry.store import RegistryStore
         from .service import ServeService
 
+        store = RegistryStore(self.db_url)
         backend = self.build_backend()
+        try:
+            # Only a backend that takes its instance from the registry reads the identity row:
+            # a broken row must not stop a server whose instance is configured, nor a local one.
+            if _wants_registry_identity(backend):
+                backend.use_registry_identity(store.identity().short_id)
+        except Exception:
+            store.close()
+            raise
         grace = getattr(backend, "termination_grace_period_seconds", None)
         if isinstance(grace, int) and self.delete_timeout <= grace:
             # Pods get `grace` seconds to stop: a shorter DELETE wait answers 503 every time.
@@ -155,7 +172,7 @@ class ModelServeSettings(LoggingConfigurable):
                 grace,
             )
         return ServeService(
-            store=RegistryStore(self.db_url),
+            store=store,
             backend=backend,
             artifact_root=self.resolved_artifact_root(),
             load_timeout=self.load_timeout,
@@ -163,7 +180,14 @@ class ModelServeSettings(LoggingConfigurable):
             status_timeout=self.status_timeout,
             reconcile_interval=self.reconcile_interval,
             max_artifact_bytes=self.max_artifact_bytes,
+            max_orphan_sweep=self.max_orphan_sweep,
         )
+
+
+def _wants_registry_identity(backend: Backend) -> bool:
+    """Whether `backend` names its objects after the registry's id: it has an `instance`
+    setting (the kubernetes backend) and it is left empty."""
+    return getattr(backend, "instance", None) == ""
 
 
 def load_settings(extra: Config | None = None, **overrides: Any) -> ModelServeSettings:

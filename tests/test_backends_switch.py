@@ -66,11 +66,11 @@ def orphan_deployment(
     api_client = kube_cluster.api_client()
     apps = client.AppsV1Api(api_client)
     settings = ClusterSettings(
-        namespace=kube_namespace, model_volume="models", artifact_root="/models"
+        namespace=kube_namespace, model_volume="models", artifact_root="/models", instance="t"
     )
     body: Any = manifests.deployment(ORPHAN, settings)  # the client takes a plain dict too
     apps.create_namespaced_deployment(kube_namespace, body)
-    name = naming.object_name(ORPHAN)
+    name = naming.object_name(ORPHAN, settings)
 
     def read() -> Any:
         found: list[Any] = apps.list_namespaced_deployment(kube_namespace).items
@@ -94,6 +94,7 @@ def jp_server_config(
             "kubeconfig": str(kube_cluster.kubeconfig),
             "namespace": kube_namespace,
             "model_volume": "models",
+            "instance": "t",  # the orphan's
         },
     )
 

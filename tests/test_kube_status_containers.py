@@ -27,7 +27,7 @@ async def test_an_image_pull_that_fails_then_succeeds_waits_and_becomes_availabl
 
     # Then the serve waits, naming the container and the image
     serve = await eventually(in_state(api, "PENDING", "ErrImagePull"), what="ErrImagePull")
-    assert "container tensorflow-serving of Pod ms-simple-v1-" in serve["reason"]
+    assert "container tensorflow-serving of Pod ms-t-simple-v1-" in serve["reason"]
     assert f"cannot pull image {IMAGE} yet" in serve["reason"]
 
     # When the kubelet backs off, the serve still waits: the kubelet keeps retrying
@@ -72,7 +72,7 @@ async def test_a_crashing_sidecar_is_not_blamed_on_tf_serving(
     admin = kube_cluster.api_client()
     sidecar = {"name": "proxy", "image": "example.org/proxy:1"}
     client.AppsV1Api(admin).patch_namespaced_deployment(
-        "ms-simple-v1",
+        "ms-t-simple-v1",
         kube_namespace,
         {"spec": {"template": {"spec": {"containers": [sidecar]}}}},
     )

@@ -23,6 +23,7 @@ def _kube_config(kubeconfig: Path, namespace: str, **extra: Any) -> dict[str, An
         "kubeconfig": str(kubeconfig),
         "namespace": namespace,
         "model_volume": "models",
+        "instance": "t",  # object names read ms-t-<model>-v<version>
         **extra,
     }
 
@@ -65,12 +66,13 @@ def test_a_restarted_jupyter_server_reconciles_with_the_cluster(
     api = kube_cluster.api_client()
     apps = client.AppsV1Api(api)
     apps.delete_namespaced_deployment(
-        "ms-simple-v1", kube_namespace, propagation_policy="Foreground"
+        "ms-t-simple-v1", kube_namespace, propagation_policy="Foreground"
     )
     settings = ClusterSettings(
         namespace=kube_namespace,
         model_volume="models",
         artifact_root=str(Path(registered["result"]["source"]).parents[1]),
+        instance="t",
     )
     orphan = ServeSpec("simple", 7, registered["result"]["source"].rsplit("/", 1)[0] + "/7")
     apps.create_namespaced_deployment(kube_namespace, manifests.deployment(orphan, settings))
@@ -78,16 +80,16 @@ def test_a_restarted_jupyter_server_reconciles_with_the_cluster(
     def names() -> set[str]:
         return {d.metadata.name for d in apps.list_namespaced_deployment(kube_namespace).items}
 
-    wait_for(lambda: "ms-simple-v1" not in names(), what="the Deployment to be deleted")
+    wait_for(lambda: "ms-t-simple-v1" not in names(), what="the Deployment to be deleted")
 
     # Then the restarted server's start-up reconcile removes the orphan by itself
     kube_jupyter.start()
-    wait_for(lambda: "ms-simple-v7" not in names(), timeout=60, what="the orphan to be removed")
+    wait_for(lambda: "ms-t-simple-v7" not in names(), timeout=60, what="the orphan to be removed")
     # And the serve whose objects vanished reads FAILED, saying what happened
     code, envelope = kube_jupyter.call("GET", "/api/v1/serve/simple/1")
     assert code == 200 and envelope["result"]["state"] == "FAILED"
     assert envelope["result"]["reason"].startswith(
-        "Deployment ms-simple-v1 is missing from namespace"
+        "Deployment ms-t-simple-v1 is missing from namespace"
     )
     assert "left behind: ConfigMap, Service" in envelope["result"]["reason"]
     api.close()

@@ -42,7 +42,8 @@ def test_a_local_artifact_is_mounted_read_only_and_pinned_to_its_version() -> No
     [container] = pod["containers"]
     assert container["image"] == "tensorflow/serving:2.14.1-gpu"  # FULL asks for a GPU
     assert "--model_config_file=/etc/modelserve/models.config" in container["args"]
-    assert {"name": "models", "mountPath": "/models", "readOnly": True} in container["volumeMounts"]
+    mount = {"name": "models", "mountPath": "/models/simple/3", "subPath": "simple/3"}
+    assert {**mount, "readOnly": True} in container["volumeMounts"]
     assert {
         "name": "models",
         "persistentVolumeClaim": {"claimName": "models", "readOnly": True},
@@ -56,16 +57,18 @@ def test_a_local_artifact_is_mounted_read_only_and_pinned_to_its_version() -> No
     assert "envFrom" not in container  # the storage secret is for remote sources only
 
 
-def test_an_s3_source_reads_credentials_from_the_secret_and_mounts_no_volume() -> None:
+def test_an_s3_source_is_downloaded_with_the_secret_and_tf_serving_never_sees_it() -> None:
     deployment = manifests.deployment(S3, FULL)
-    [container] = deployment["spec"]["template"]["spec"]["containers"]
-    assert container["envFrom"] == [{"secretRef": {"name": "minio"}}]
-    assert all(m["name"] != "models" for m in container["volumeMounts"])
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    [download] = pod["initContainers"]
+    assert download["envFrom"] == [{"secretRef": {"name": "minio"}}]
+    assert "envFrom" not in container
     config = manifests.config_map(S3, FULL)["data"]["models.config"]
-    assert "base_path: 's3://bucket/models/simple'" in config
-    # The url names the version TF Serving serves: the folder's number.
+    assert "base_path: '/models/simple'" in config
+    # The url names the version TF Serving serves: the registry version, not the folder's.
     assert exposure.predict_url(S3, FULL) == (
-        "http://models.example.com/v1/models/simple/versions/7:predict"
+        "http://models.example.com/v1/models/simple/versions/1:predict"
     )
 
 
@@ -85,7 +88,7 @@ def test_labels_say_who_owns_every_object() -> None:
 )
 def test_names_are_dns_safe_and_distinct(name: str, version: int) -> None:
     spec = ServeSpec(name, version, f"{ROOT}/{name}/{version}")
-    object_name = naming.object_name(spec)
+    object_name = naming.object_name(spec, FULL)
     assert len(object_name) <= 63
     assert object_name[0].isalpha() and object_name[-1].isalnum()
     assert set(object_name) <= set("abcdefghijklmnopqrstuvwxyz0123456789-")
@@ -93,13 +96,13 @@ def test_names_are_dns_safe_and_distinct(name: str, version: int) -> None:
     assert all(len(value) <= 63 for value in labels.values())
     twin = ServeSpec(name.swapcase(), version, spec.source)
     if twin.name != name:
-        assert naming.object_name(twin) != object_name
+        assert naming.object_name(twin, FULL) != object_name
 
 
 def test_the_in_cluster_url_without_an_ingress() -> None:
     settings = ClusterSettings(namespace="serving", model_volume="models", artifact_root=ROOT)
     assert exposure.predict_url(LOCAL, settings) == (
-        "http://ms-simple-v3.serving.svc:8501/v1/models/simple/versions/3:predict"
+        "http://ms-default-simple-v3.serving.svc:8501/v1/models/simple/versions/3:predict"
     )
     assert exposure.ingress(LOCAL, settings) is None
 
@@ -113,7 +116,7 @@ def test_the_in_cluster_url_without_an_ingress() -> None:
             FULL,
             "a path on the Jupyter server that the cluster cannot read",
         ),
-        (S3, ClusterSettings(), "c.KubernetesBackend.storage_secret is not set"),
+        (ServeSpec("simple", 1, "hdfs://nn/simple/1"), FULL, "downloads only s3:// and gs://"),
         (ServeSpec("simple", 1, "s3://b/simple"), FULL, "must end in a numbered version folder"),
     ],
 )

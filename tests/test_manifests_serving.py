@@ -144,7 +144,7 @@ def test_a_gpu_serve_uses_the_gpu_image_and_recreates() -> None:
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     # And a CPU serve keeps the CPU image and rolling updates
     assert container(PLAIN)["image"] == "tensorflow/serving:2.14.1"
-    assert "strategy" not in manifests.deployment(SPEC, PLAIN)["spec"]
+    assert manifests.deployment(SPEC, PLAIN)["spec"]["strategy"]["type"] == "RollingUpdate"
     assert container(replace(GPU, resources={"nvidia.com/gpu": "0"}))["image"].endswith("2.14.1")
 
 
@@ -226,6 +226,7 @@ def test_traits_reach_the_cluster_settings(tmp_path: Any) -> None:
     config.KubernetesBackend.affinity = PLACED.affinity
     config.KubernetesBackend.priority_class_name = "serving"
     config.KubernetesBackend.image_pull_secrets = ["registry"]
+    config.KubernetesBackend.instance = "t"  # no registry here to give its id
     settings = KubernetesBackend(tmp_path, config=config).settings
     # Then each reaches the settings the manifests are made from
     assert settings.resources == {"cpu": "2", "nvidia.com/gpu": "1"}

@@ -7,8 +7,9 @@ it what it sees (`Observation`). Every method may block; the service runs them o
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 Key = tuple[str, int]  # (model name, registry version)
@@ -42,6 +43,9 @@ class Observed(enum.Enum):
 class Observation:
     state: Observed
     reason: str | None = None
+    # The serve's external URL as the cluster reports it (an Ingress's or LoadBalancer's
+    # address), once it has one; None: nothing learnt, keep the URL the serve has.
+    url: str | None = None
 
 
 class Backend(Protocol):
@@ -51,6 +55,19 @@ class Backend(Protocol):
     # Whether a serve whose deployment vanished is deployed again (local: a crashed server is
     # restarted) or reported FAILED (kubernetes: someone deleted it, and that is news).
     restarts_lost_serves: bool
+    # Whether its deployments live on when the registry database is lost (a cluster's objects
+    # do; the local model server's config lives beside the registry): a registry created by this
+    # process then never sweeps them as orphans.
+    outlives_registry: bool
+    # When each serve that `deployed()` last returned was first deployed, where the backend can
+    # tell (a cluster's creationTimestamp; empty otherwise): nothing older than the registry is
+    # ever swept as an orphan (sweepbrake.py).
+    deployed_since: Mapping[Key, datetime]
+
+    def use_registry_identity(self, identity: str) -> None:
+        """Learn the registry's stored id, which tells this registry's deployments from others'
+        where several registries share one place (a Kubernetes namespace)."""
+        ...
 
     def validate(self, spec: ServeSpec) -> None:
         """Raise InvalidInput, naming the missing setting, when `spec` cannot run here."""
@@ -62,6 +79,10 @@ class Backend(Protocol):
 
     def endpoint(self, spec: ServeSpec) -> str:
         """Scheme, host and port where the Jupyter server reaches `spec`'s TF Serving REST API."""
+        ...
+
+    def served_version(self, spec: ServeSpec) -> int:
+        """The version number under which TF Serving answers for `spec` on this backend."""
         ...
 
     def apply(self, spec: ServeSpec) -> None:

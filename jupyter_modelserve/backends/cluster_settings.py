@@ -34,3 +34,19 @@ class ClusterSettings:
     affinity: dict[str, Any] = field(default_factory=dict)
     priority_class_name: str = ""
     image_pull_secrets: list[str] = field(default_factory=list)
+    # Exposure (exposure.py, netpolicy.py).
+    ingress_tls_secret: str = ""  # a TLS Secret for ingress_host: the Ingress gets a tls block
+    ingress_annotations: dict[str, str] = field(default_factory=dict)
+    ingress_path_type: str = "Exact"
+    allow_load_balancer: bool = False  # LoadBalancer/NodePort expose TF Serving without auth
+    network_policy: bool = False
+    jupyter_pod_selector: dict[str, str] = field(default_factory=dict)
+    jupyter_namespace_selector: dict[str, str] = field(default_factory=dict)
+    ingress_namespace_selector: dict[str, str] = field(default_factory=dict)
+    # Storage and credentials: the init container that downloads bucket sources.
+    storage_initializer_image: str = "rclone/rclone:1.68.2"
+    service_account: str = ""
+    download_size_limit: str = "20Gi"
+    # The model PVC attaches to one node at a time (ReadWriteOnce, or unknown):
+    # a rolling update would start the new Pod beside the old one, stuck on Multi-Attach.
+    model_volume_single_node: bool = False

@@ -7,10 +7,12 @@ make, this module only how to ask. Every call blocks: the service runs them off 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,6 +20,16 @@ from ..errors import BackendUnavailable, Conflict, InvalidInput
 
 T = TypeVar("T")
 CONNECT_TIMEOUT = 3.0  # seconds to open a connection to the API server
+FIELD_MANAGER = "jupyter-modelserve"  # our name in every object's managedFields
+APPLY_PATCH = "application/apply-patch+yaml"  # server-side apply (JSON is valid YAML)
+# Answers worth asking again: the API server is throttling us (429, with Retry-After) or one of
+# its replicas or the proxy in front of it failed (5xx). Few and short, so one call still ends
+# within its deadline: a cluster that keeps failing is a 503 for the caller, not a hang.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_ATTEMPTS = 3
+RETRY_FIRST_DELAY = 0.2  # seconds; doubled for every further attempt
+RETRY_MAX_DELAY = 2.0  # seconds; a longer Retry-After is cut to this
+MIN_ATTEMPT = 0.5  # seconds; less left before the deadline is not worth another attempt
 
 
 class KubeApi:
@@ -29,11 +41,19 @@ class KubeApi:
         self.request_timeout = request_timeout
         self._client: Any = None
         self._client_lock = threading.Lock()
+        self._deadline = threading.local()  # the deadline of the `call` running on a thread
 
     @property
     def timeout(self) -> tuple[float, float]:
-        """(connect, read) seconds for one API call."""
-        return (CONNECT_TIMEOUT, self.request_timeout)
+        """(connect, read) seconds for one API call: within the running call's deadline."""
+        return self.clamped((CONNECT_TIMEOUT, self.request_timeout))
+
+    def clamped(self, limit: tuple[float, float]) -> tuple[float, float]:
+        """`limit` with its read part cut to what is left of the running call's deadline."""
+        deadline = getattr(self._deadline, "at", None)
+        if deadline is None:
+            return limit
+        return (limit[0], max(0.1, min(limit[1], deadline - time.monotonic())))
 
     @property
     def _raw(self) -> dict[str, Any]:
@@ -69,8 +89,10 @@ class KubeApi:
             "Deployment": (self.apps, "deployment"),
             "Service": (self.core, "service"),
             "Ingress": (self.networking, "ingress"),
+            "NetworkPolicy": (self.networking, "network_policy"),
             "Pod": (self.core, "pod"),
             "ReplicaSet": (self.apps, "replica_set"),
+            "PersistentVolumeClaim": (self.core, "persistent_volume_claim"),
         }
         api, suffix = apis[kind]
         return api(), suffix
@@ -92,25 +114,43 @@ class KubeApi:
         """Raw list call (wrap it in `call`): the items of `kind` that `selector` selects."""
         api, suffix = self.kind_api(kind)
         lister = getattr(api, f"list_namespaced_{suffix}")
-        limit = timeout or self.timeout
+        limit = self.clamped(timeout) if timeout else self.timeout
         return list(lister(self.namespace, label_selector=selector, _request_timeout=limit).items)
 
-    def create(self, obj: dict[str, Any]) -> Any:
-        api, suffix = self.kind_api(obj["kind"])
-        creator = getattr(api, f"create_namespaced_{suffix}")
-        return _drained(creator(self.namespace, obj, **self._raw))
+    def apply(self, obj: dict[str, Any], force: bool = True) -> Any:
+        """Server-side apply as `FIELD_MANAGER`, creating the object when it is missing.
 
-    def patch(self, obj: dict[str, Any]) -> Any:
+        Not forced (`force=False`, for an object read as absent): a field another manager owns
+        with another value is a 409, so an object somebody made in between is never taken over.
+        A `metadata.resourceVersion` in `obj` makes any change since that version a 409.
+        Forced: every field we send is ours (the caller leaves out fields others own, such as
+        an HPA's `spec.replicas`); fields we stopped sending are removed unless another manager
+        owns them.
+        """
         api, suffix = self.kind_api(obj["kind"])
         patcher = getattr(api, f"patch_namespaced_{suffix}")
-        return _drained(patcher(obj["metadata"]["name"], self.namespace, obj, **self._raw))
+        return _drained(
+            patcher(
+                obj["metadata"]["name"],
+                self.namespace,
+                obj,
+                field_manager=FIELD_MANAGER,
+                force=force,
+                _content_type=APPLY_PATCH,
+                **self._raw,
+            )
+        )
 
-    def delete(self, kind: str, name: str) -> Any:
+    def delete(self, kind: str, name: str, uid: str | None = None) -> Any:
+        """Delete `kind` `name`; with `uid`, only that very object (else a 409)."""
         api, suffix = self.kind_api(kind)
         deleter = getattr(api, f"delete_namespaced_{suffix}")
         # Foreground: the Deployment stays until its ReplicaSets and Pods are gone, so "absent"
         # means really nothing left.
-        return _drained(deleter(name, self.namespace, propagation_policy="Foreground", **self._raw))
+        body: dict[str, Any] = {"propagationPolicy": "Foreground"}
+        if uid is not None:
+            body["preconditions"] = {"uid": uid}
+        return _drained(deleter(name, self.namespace, body=body, **self._raw))
 
     def call(
         self,
@@ -118,14 +158,37 @@ class KubeApi:
         function: Callable[..., T],
         *args: Any,
         allow: tuple[int, ...] = (),
+        deadline: float | None = None,
         **kwargs: Any,
     ) -> T:
-        """Run one API call, turning Kubernetes and network failures into our errors."""
+        """Run one API call, turning Kubernetes and network failures into our errors.
+
+        Everything ends by `deadline` (monotonic; default one `request_timeout` from now):
+        every attempt's read timeout is cut to what is left, and none starts with less than
+        `MIN_ATTEMPT` left. 429 and 5xx answers are asked again (`RETRY_ATTEMPTS` in all,
+        backing off, honouring Retry-After); a reset or timed-out connection only for reads
+        (`read`/`list` calls), never for a write that may have happened.
+        """
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
+        end = deadline if deadline is not None else time.monotonic() + self.request_timeout
+        outer = getattr(self._deadline, "at", None)
+        self._deadline.at = end if outer is None else min(end, outer)
+        given = kwargs.get("_request_timeout")
         try:
-            return function(*args, **kwargs)
+            for attempt in range(1, RETRY_ATTEMPTS + 1):
+                if given is not None:
+                    kwargs["_request_timeout"] = self.clamped(given)
+                try:
+                    return function(*args, **kwargs)
+                except (ApiException, HTTPError, OSError) as exc:
+                    retried = isinstance(exc, ApiException) or _is_read(function)
+                    pause = retry_delay(exc, attempt) if retried else None
+                    if pause is None or time.monotonic() + pause + MIN_ATTEMPT >= self._deadline.at:
+                        raise
+                time.sleep(pause)  # backing off the API server, not synchronising
+            raise AssertionError("unreachable: the last attempt returns or raises")
         except ApiException as exc:
             if exc.status in allow:
                 return None  # type: ignore[return-value]
@@ -144,10 +207,52 @@ class KubeApi:
             raise BackendUnavailable(
                 f"cannot reach the Kubernetes API server at {host} to {what}: {exc}"
             ) from None
+        finally:
+            self._deadline.at = outer
+
+    @contextlib.contextmanager
+    def within(self, seconds: float) -> Iterator[None]:
+        """Every call made inside ends within `seconds` from now, retries included (a status
+        read's own bound, tighter than one `request_timeout` per call)."""
+        outer = getattr(self._deadline, "at", None)
+        end = time.monotonic() + seconds
+        self._deadline.at = end if outer is None else min(end, outer)
+        try:
+            yield
+        finally:
+            self._deadline.at = outer
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
+
+
+def retry_delay(exc: Exception, attempt: int) -> float | None:
+    """Seconds to wait before asking again after `attempt` failed with `exc`; None: do not."""
+    status = getattr(exc, "status", None)
+    if isinstance(exc, OSError | _http_errors()):
+        status = 503  # a reset or timed-out connection: as a failing proxy would answer
+    if status not in RETRY_STATUSES or attempt >= RETRY_ATTEMPTS:
+        return None
+    delay = RETRY_FIRST_DELAY * 2 ** (attempt - 1)
+    headers = getattr(exc, "headers", None) or {}
+    after = headers.get("Retry-After") if hasattr(headers, "get") else None
+    if after is not None:
+        with contextlib.suppress(ValueError):  # seconds; k8s never sends the HTTP-date form
+            delay = max(delay, float(after))
+    return min(delay, RETRY_MAX_DELAY)
+
+
+def _http_errors() -> type[Exception]:
+    from urllib3.exceptions import HTTPError
+
+    return HTTPError
+
+
+def _is_read(function: Callable[..., Any]) -> bool:
+    """Whether asking again is harmless: our `read`/`list`, or a client read/list method."""
+    name = getattr(function, "__name__", "")
+    return name in ("read", "list") or name.startswith(("read_", "list_"))
 
 
 def _drained(response: Any) -> Any:

@@ -53,6 +53,19 @@ def pod_waiting(pod: Any) -> str | None:
     return None
 
 
+def pod_evicted(pod: Any) -> str | None:
+    """Why the kubelet evicted a Pod (node pressure, a preemption); None if it was not.
+
+    An evicted Pod stays Failed until garbage-collected, while its ReplicaSet creates another:
+    it never speaks for the serve, but it explains why the replacement is only starting.
+    """
+    status = pod.status
+    if (status.phase or "") != "Failed" or status.reason != "Evicted":
+        return None
+    detail = (status.message or "").strip()[:300]
+    return f"Evicted: Pod {pod.metadata.name} was evicted" + (f": {detail}" if detail else "")
+
+
 def last_termination(container: Any) -> str:
     """How the container's previous run ended: exit code, OOMKilled, its last message line."""
     last = container.last_state.terminated if container.last_state else None
@@ -76,6 +89,20 @@ def crash_looping(pod: Any, container_name: str) -> bool:
                 and (container.last_state.terminated is not None)
             )
     return False
+
+
+def log_targets(pod: Any, main: str) -> list[tuple[str, bool]]:
+    """(container, previous run?) whose logs say why the Pod does not serve: every init
+    container that failed (a model download's error is in its log, not TF Serving's), then the
+    main container. Between restarts a container's current run has no log yet: its previous
+    run's says why."""
+    failed = []
+    for container in pod.status.init_container_statuses or []:
+        state = container.state
+        now = state.terminated if state else None
+        if (now is not None and now.exit_code != 0) or crash_looping(pod, container.name):
+            failed.append((container.name, now is None))
+    return [*failed, (main, crash_looping(pod, main))]
 
 
 def _containers(pod: Any) -> Iterator[tuple[str, Any]]:

@@ -1,154 +1,67 @@
 """The kubernetes backend: one Deployment of TensorFlow Serving per serve, via the official client.
 
-Objects come from `manifests` (pure); this module only talks to the API server. Creates adopt
-objects we already own and refuse same-named objects we do not; deletes cascade in the
-foreground and count as done only once nothing of the serve is left; `sync` removes labelled
-objects that no serve wants. Every call blocks: the service runs them off the event loop.
+Objects come from `manifests` (pure) and are written by `kubewrites` (server-side apply that
+never takes over somebody else's object); status comes from `kubestatus`, `kubeevents`,
+`kubeparts` and `kubeurls` over lists or the watch cache (`kubecache`); settings are
+`kubesettings`'. Deletes cascade in the foreground and count as done only once nothing of the
+serve is left. Every call blocks: the service runs them off the event loop.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from traitlets import Dict, Float, Int, List, Unicode
-from traitlets.config import LoggingConfigurable
-
-from ..errors import BackendUnavailable, Conflict
-from . import cluster_settings, exposure, manifests, naming
+from ..errors import BackendUnavailable, Conflict, ModelServeError
+from . import (
+    cluster_settings,
+    exposure,
+    kubeapply,
+    kubeevents,
+    kubeparts,
+    kubeurls,
+    kubewrites,
+    manifests,
+    naming,
+)
 from .base import Key, Observation, Observed, ServeSpec
 from .kubeapi import KubeApi, reason
-from .kubepods import crash_looping
+from .kubecache import KubeCache
+from .kubelogs import MAX_LOG_TAIL, bounded_lines
+from .kubepods import log_targets
+from .kubesettings import KubernetesSettings
 from .kubestatus import observe
 
 CONTAINER = "tensorflow-serving"
-KINDS = ("ConfigMap", "Deployment", "Service", "Ingress")
+KINDS = ("ConfigMap", "Deployment", "Service", "Ingress", "NetworkPolicy")
+# Logs: the API server stops a read at `limit_bytes` (from the start of the tailed lines), and
+# the answer keeps its newest lines within `MAX_LOG_BYTES`; `tail` itself is capped by the
+# handler (schemas.MAX_LOG_TAIL, a 400 above it) and clamped here for other callers.
+MAX_LOG_BYTES_PER_READ = 1024 * 1024
+MAX_LOG_BYTES = 4 * 1024 * 1024
 
 
-class KubernetesBackend(LoggingConfigurable):
+class KubernetesBackend(KubernetesSettings):
     """Deploys TensorFlow Serving to a Kubernetes namespace."""
 
     name = "kubernetes"
     restarts_lost_serves = False  # objects deleted behind our back are reported, not recreated
-
-    namespace = Unicode("default", config=True, help="Namespace of every object.")
-    image = Unicode("tensorflow/serving:2.14.1", config=True, help="TF Serving image (pinned).")
-    replicas = Int(1, config=True, help="Pods per serve.")
-    resources = Dict(
-        {},
-        config=True,
-        help="Limits of the container, and its requests too except those `requests` sets, e.g. "
-        "{'cpu': '1', 'memory': '2Gi', 'nvidia.com/gpu': '1'}. A CPU limit also sizes TF "
-        "Serving's thread pools; nvidia.com/gpu selects the GPU image.",
-    )
-    requests = Dict(
-        {},
-        config=True,
-        help="Requests that differ from `resources`, e.g. {'cpu': '250m'} to request less CPU "
-        "than the limit; a GPU is requested through `resources` only.",
-    )
-    gpu_image = Unicode(
-        "",
-        config=True,
-        help="Image when resources ask for nvidia.com/gpu; default: `image` with '-gpu' added "
-        "to its tag (tensorflow/serving:2.14.1-gpu).",
-    )
-    run_as_user = Int(
-        1000,
-        config=True,
-        help="Non-root UID (and GID) of the model Pods; it must be able to read the model volume.",
-    )
-    termination_grace_period_seconds = Int(
-        30,
-        config=True,
-        help="Seconds a stopping Pod gets before SIGKILL (preStop sleep included); keep "
-        "c.ModelServeApp.delete_timeout above it.",
-    )
-    pre_stop_seconds = Int(
-        5,
-        config=True,
-        help="Seconds a stopping Pod keeps serving while endpoints drop it (a preStop "
-        "/bin/sleep); 0 for images without /bin/sleep.",
-    )
-    tolerations = List(
-        Dict(), config=True, help="Pod tolerations, e.g. for tainted GPU node pools."
-    )
-    node_selector = Dict({}, config=True, help="Pod nodeSelector, label: value.")
-    affinity = Dict({}, config=True, help="Pod affinity (the Kubernetes Affinity object).")
-    priority_class_name = Unicode("", config=True, help="Pod priorityClassName.")
-    image_pull_secrets = List(
-        Unicode(), config=True, help="Names of Secrets to pull the image from a private registry."
-    )
-    service_type = Unicode("ClusterIP", config=True, help="Type of each serve's Service.")
-    ingress_host = Unicode("", config=True, help="Host of an Ingress per serve (none when empty).")
-    ingress_class = Unicode("", config=True, help="ingressClassName of those Ingresses.")
-    model_volume = Unicode(
-        "",
-        config=True,
-        help="PersistentVolumeClaim holding the artifact root, mounted read-only; needed for "
-        "models registered from this machine.",
-    )
-    storage_secret = Unicode(
-        "",
-        config=True,
-        help="Secret whose keys become the container's env for s3:// and gs:// sources "
-        "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, S3_ENDPOINT, ...).",
-    )
-    kubeconfig = Unicode(
-        "",
-        config=True,
-        help="kubeconfig file; default $KUBECONFIG, then ~/.kube/config, then in-cluster config.",
-    )
-    instance = Unicode(
-        "default",
-        config=True,
-        help="Value of the modelserve/instance label; give each Jupyter server sharing a "
-        "namespace its own, so one never removes the other's serves as orphans.",
-    )
-    request_timeout = Float(
-        15.0,
-        config=True,
-        help="Seconds one Kubernetes API call may take: a cluster that does not answer is an "
-        "error (503), not a hang.",
-    )
-    progress_deadline_seconds = Int(
-        600, config=True, help="Deployment progressDeadlineSeconds: then the serve is FAILED."
-    )
+    # Objects live on in the cluster when the registry database is lost: a registry created by
+    # this process never sweeps them (service.py).
+    outlives_registry = True
 
     def __init__(self, data_dir: str | Path, artifact_root: str | Path = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.artifact_root = str(artifact_root)
         self._kube: KubeApi | None = None
         self._api_lock = threading.Lock()
-
-    @property
-    def settings(self) -> cluster_settings.ClusterSettings:
-        return cluster_settings.ClusterSettings(
-            namespace=self.namespace,
-            image=self.image,
-            replicas=self.replicas,
-            resources={str(k): str(v) for k, v in self.resources.items()},
-            service_type=self.service_type,
-            ingress_host=self.ingress_host,
-            ingress_class=self.ingress_class,
-            model_volume=self.model_volume,
-            storage_secret=self.storage_secret,
-            artifact_root=self.artifact_root,
-            instance=self.instance,
-            progress_deadline_seconds=self.progress_deadline_seconds,
-            requests={str(k): str(v) for k, v in self.requests.items()},
-            gpu_image=self.gpu_image,
-            run_as_user=self.run_as_user,
-            termination_grace_period_seconds=self.termination_grace_period_seconds,
-            pre_stop_seconds=self.pre_stop_seconds,
-            tolerations=[dict(t) for t in self.tolerations],
-            node_selector={str(k): str(v) for k, v in self.node_selector.items()},
-            affinity=dict(self.affinity),
-            priority_class_name=self.priority_class_name,
-            image_pull_secrets=[str(s) for s in self.image_pull_secrets],
-        )
+        self._cache: KubeCache | None = None
+        self._cache_lock = threading.Lock()
+        self._single_node: dict[str, bool] = {}  # model PVC name -> one node at a time
+        self.deployed_since: dict[Key, datetime] = {}  # set by deployed() (the sweep brake)
 
     # -- Backend protocol --------------------------------------------------------------------
 
@@ -158,94 +71,112 @@ class KubernetesBackend(LoggingConfigurable):
     def url_for(self, spec: ServeSpec) -> str:
         return exposure.predict_url(spec, self.settings)
 
+    def served_version(self, spec: ServeSpec) -> int:
+        return spec.version  # the Pod serves the model under its registry version (`storage`)
+
     def endpoint(self, spec: ServeSpec) -> str:
         return exposure.cluster_endpoint(spec, self.settings)
 
     def apply(self, spec: ServeSpec) -> None:
-        objects = manifests.manifests(spec, self.settings)
-        # Check every name first, so a foreign object stops the create before anything exists.
-        existing = {
-            obj["kind"]: self._api.read(obj["kind"], obj["metadata"]["name"]) for obj in objects
-        }
-        for obj in objects:
-            self._refuse_foreign(existing[obj["kind"]], obj, spec)
-        for obj in objects:
-            if existing[obj["kind"]] is None:
-                created = self._api.call(
-                    f"create {obj['kind']}", self._api.create, obj, allow=(409,)
-                )
-                if created is not None:
-                    continue
-                self._refuse_foreign(
-                    self._api.read(obj["kind"], obj["metadata"]["name"]), obj, spec
-                )
-            self._api.call(
-                f"update {obj['kind']}", self._api.patch, obj
-            )  # adopt: make it as desired
+        self._apply(spec, self._apply_settings())
 
     def refresh(self, specs: Sequence[ServeSpec]) -> None:
-        """Settings changes do not reach running serves yet (issue 11, item 6)."""
+        """Re-apply the serves whose objects the current settings make differently (the hash
+        on their Deployment says so): one list, and no write when nothing changed."""
+        if not specs:
+            return
+        settings = self._apply_settings()
+        selector = naming.owner_selector(settings)
+        live = {d.metadata.name: d for d in self._listed("Deployment", selector, self._api.timeout)}
+        for spec in specs:
+            deployment = live.get(naming.object_name(spec, settings))
+            if deployment is None or deployment.metadata.deletion_timestamp is not None:
+                continue  # gone or going: statuses() reports it, re-creating it is not ours
+            # One serve the cluster or the new settings refuse (Conflict, a setting that no
+            # longer allows it) must not keep the others on old settings. A refused serve keeps
+            # its running objects (tearing down a working serve on a settings change is worse)
+            # and is logged once per message, naming what to change.
+            try:
+                if kubeapply.needs_apply(manifests.manifests(spec, settings), deployment):
+                    self._apply(spec, settings)
+            except ModelServeError as exc:
+                self._refresh_failed(spec, exc)
 
     def remove(self, spec: ServeSpec) -> None:
-        name = naming.object_name(spec)
-        ours = naming.labels(spec, self.settings)
+        settings = self.settings
+        name = naming.object_name(spec, settings)
         for kind in KINDS:
-            existing = self._api.read(kind, name)
-            labels = (existing.metadata.labels or {}) if existing is not None else {}
-            # Only what this serve made: a same-named object of somebody else's stays.
-            if existing is not None and all(labels.get(k) == ours[k] for k in naming.OWNER_KEYS):
-                self._api.call(f"delete {kind}", self._api.delete, kind, name, allow=(404,))
+            # Only what this serve made, and only the object read as ours (uid precondition):
+            # a same-named object of somebody else's stays, even one made a moment ago.
+            kubewrites.delete_owned(self._api, kind, name, spec, settings)
 
     def statuses(self, specs: Sequence[ServeSpec], timeout: float) -> dict[Key, Observation]:
-        """Every serve's state from one list of Deployments and one of Pods (two API calls,
-        whatever the number of serves; the other kinds only when a Deployment is missing)."""
+        """Every serve's state, whatever the number of serves: Deployments, ReplicaSets and Pods
+        from the watch cache (else one list each), one list of Services (and of Ingresses when
+        the settings make them) for serves whose Deployment runs, the other kinds only when a
+        Deployment is missing, a few small Event lists for serves that wait or failed, and the
+        Ingress/Service status lists when a url is learnt from them."""
         if not specs:
             return {}
-        selector = naming.owner_selector(self.settings)
+        with self._api.within(timeout):  # the whole read, retries included, not each call
+            return self._statuses(specs, timeout)
+
+    def _statuses(self, specs: Sequence[ServeSpec], timeout: float) -> dict[Key, Observation]:
+        settings = self.settings  # built once: it copies every trait
+        selector = naming.owner_selector(settings)
         limit = (min(3.0, timeout), timeout)
-        deployments = {
-            d.metadata.name: d
-            for d in self._api.call(
-                "list Deployments", self._api.list, "Deployment", selector, limit
-            )
-        }
+        names = {naming.object_name(spec, settings) for spec in specs}
+        listed = self._listed("Deployment", selector, limit, names)
+        deployments = {d.metadata.name: d for d in listed}
         # The ReplicaSets tell which Pods are current (None: not allowed to list them; then every
         # Pod that is not being deleted counts, as before deploy/rbac.yaml granted it).
-        replicasets = self._api.call(
-            "list ReplicaSets", self._api.list, "ReplicaSet", selector, limit, allow=(403,)
-        )
+        replicasets = self._listed("ReplicaSet", selector, limit)
         pods: dict[tuple[str | None, str | None], list[Any]] = {}
-        for pod in self._api.call("list pods", self._api.list, "Pod", selector, limit):
+        for pod in self._listed("Pod", selector, limit):
             labels = pod.metadata.labels or {}
             key = (labels.get(naming.LABEL_NAME), labels.get(naming.LABEL_VERSION))
             pods.setdefault(key, []).append(pod)
         leftovers: dict[str, list[str]] | None = None
         found: dict[Key, Observation] = {}
+        seen: dict[Key, tuple[Any, list[Any]]] = {}  # serves with a Deployment: for Events
+        running: set[Key] = set()  # ... not being deleted: their Service should be there
         for spec in specs:
-            name = naming.object_name(spec)
+            key = (spec.name, spec.version)
+            name = naming.object_name(spec, settings)
             serve_pods = pods.get((naming.label_value(spec.name), str(spec.version)), [])
             deployment = deployments.get(name)
             if deployment is not None:
-                found[(spec.name, spec.version)] = observe(deployment, serve_pods, replicasets)
+                found[key] = observe(deployment, serve_pods, replicasets)
+                seen[key] = (deployment, serve_pods)
+                if deployment.metadata.deletion_timestamp is None:
+                    running.add(key)
                 continue
             if leftovers is None:
                 leftovers = self._other_objects(selector, limit)
             left = leftovers.get(name, []) + [f"Pod {pod.metadata.name}" for pod in serve_pods]
             if not left:
-                found[(spec.name, spec.version)] = Observation(
-                    Observed.ABSENT, f"no objects named {name} in {self.namespace}"
+                found[key] = Observation(
+                    Observed.ABSENT, f"no objects named {name} in {settings.namespace}"
                 )
             else:
-                found[(spec.name, spec.version)] = Observation(
+                found[key] = Observation(
                     Observed.PARTIAL,
-                    f"Deployment {name} is missing from namespace {self.namespace} (deleted "
+                    f"Deployment {name} is missing from namespace {settings.namespace} (deleted "
                     f"outside jupyter_modelserve?); left behind: {', '.join(left)}",
                 )
-        return found
+        # A running Deployment without its Service (or wanted Ingress): said in the reason.
+        found = kubeparts.with_missing_parts(self._api, settings, specs, found, running, limit)
+        # Serves that wait or failed: Events name what their Pods' status does not.
+        found = kubeevents.explain_all(self._api, found, seen, replicasets, limit)
+        return kubeurls.with_urls(self._api, settings, specs, found, limit)  # Ingress/LB
 
     def deployed(self) -> list[Key]:
-        selector = naming.owner_selector(self.settings)
+        """Serves of this instance only: the owner labels select, and the object's name must
+        be the one this instance gives that serve (a copied label set proves nothing)."""
+        settings = self.settings
+        selector = naming.owner_selector(settings)
         keys: set[Key] = set()
+        since: dict[Key, datetime] = {}  # oldest creationTimestamp per serve: the sweep's brake
         for kind in KINDS:
             for obj in self._api.call(f"list {kind}s", self._api.list, kind, selector):
                 if obj.metadata.deletion_timestamp is not None:
@@ -254,8 +185,18 @@ class KubernetesBackend(LoggingConfigurable):
                 annotations = obj.metadata.annotations or {}
                 model = annotations.get(naming.ANNOTATION_MODEL) or labels.get(naming.LABEL_NAME)
                 version = labels.get(naming.LABEL_VERSION, "")
-                if model and version.isdigit():
+                if not (model and version.isdigit()):
+                    continue
+                spec = ServeSpec(model, int(version), "")
+                if obj.metadata.name == naming.object_name(spec, settings) and naming.owned(
+                    labels, spec, settings
+                ):
                     keys.add((model, int(version)))
+                    created = obj.metadata.creation_timestamp
+                    key = (model, int(version))
+                    if created is not None and (key not in since or created < since[key]):
+                        since[key] = created
+        self.deployed_since = since  # read by service's sweep brake (sweepbrake.py)
         return sorted(keys)
 
     def needs_attention(self) -> bool:
@@ -270,31 +211,87 @@ class KubernetesBackend(LoggingConfigurable):
         return found
 
     def logs(self, spec: ServeSpec, tail: int) -> list[str]:
-        pods = self._pods(spec)
+        """The last `tail` lines (at most `MAX_LOG_TAIL`) of the serve's Pods' containers,
+        each read cut at `MAX_LOG_BYTES_PER_READ`, the whole answer at `MAX_LOG_BYTES`."""
+        tail = min(tail, MAX_LOG_TAIL) if tail > 0 else MAX_LOG_TAIL
         lines: list[str] = []
-        for pod in pods:
-            pod_name = pod.metadata.name
-            # Between restarts the current container has no log yet: its last run's says why.
-            previous = crash_looping(pod, CONTAINER)
-            try:
-                text = self._api.core().read_namespaced_pod_log(
-                    pod_name,
-                    self.namespace,
-                    container=CONTAINER,
-                    tail_lines=tail,
-                    previous=previous,
-                    _request_timeout=self._api.timeout,
-                )
-            except Exception as exc:  # a pod still pulling its image has no log yet: say so
-                lines.append(f"[{pod_name}] no log: {reason(exc)}")
-                continue
-            prefix = f"[{pod_name} previous]" if previous else f"[{pod_name}]"
-            lines.extend(f"{prefix} {line}" for line in (text or "").splitlines())
-        return lines[-tail:] if tail else lines
+        for pod in self._pods(spec):
+            for container, previous in log_targets(pod, CONTAINER):
+                lines.extend(self._log(pod.metadata.name, container, previous, tail))
+        return bounded_lines(lines[-tail:], MAX_LOG_BYTES)
+
+    def _log(self, pod_name: str, container: str, previous: bool, tail: int) -> list[str]:
+        # A failed init container (the model download) is named; TF Serving's are not.
+        who = pod_name if container == CONTAINER else f"{pod_name} {container}"
+        prefix = f"[{who} previous]" if previous else f"[{who}]"
+        try:
+            text = self._api.core().read_namespaced_pod_log(
+                pod_name,
+                self.namespace,
+                container=container,
+                tail_lines=tail,
+                limit_bytes=MAX_LOG_BYTES_PER_READ,
+                previous=previous,
+                _request_timeout=self._api.timeout,
+            )
+        except Exception as exc:  # a pod still pulling its image has no log yet: say so
+            return [f"{prefix} no log: {reason(exc)}"]
+        return [f"{prefix} {line}" for line in (text or "").splitlines()]
 
     def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
         if self._kube is not None:
             self._kube.close()
+
+    # -- server-side apply and the watch cache ------------------------------------------------
+
+    def _apply(self, spec: ServeSpec, settings: cluster_settings.ClusterSettings) -> None:
+        """Server-side apply of every object, after checking no name is somebody else's."""
+        desired = manifests.manifests(spec, settings)
+        kubewrites.apply_serve(
+            self._api, spec, settings, desired, KINDS,
+            lambda live, obj: self._refuse_foreign(live, obj, spec),
+        )  # fmt: skip
+
+    def _refresh_failed(self, spec: ServeSpec, exc: ModelServeError) -> None:
+        """Log a serve refresh() could not bring to the current settings, once per message."""
+        seen = self.__dict__.setdefault("_refresh_logged", set())
+        key = (spec.name, spec.version, str(exc))
+        if key not in seen:
+            if len(seen) >= 1000:  # bounded: forget old messages rather than grow
+                seen.clear()
+            seen.add(key)
+            self.log.warning(
+                "modelserve: %s version %s keeps its previous Kubernetes objects: %s",
+                spec.name, spec.version, exc,
+            )  # fmt: skip
+
+    def _apply_settings(self) -> cluster_settings.ClusterSettings:
+        """`settings`, plus what only the cluster knows (is the model PVC single-node?)."""
+        return kubeapply.with_cluster_facts(self._api, self.settings, self._single_node)
+
+    def _listed(
+        self, kind: str, selector: str, limit: tuple[float, float], want: Collection[str] = ()
+    ) -> Any:
+        """Objects of `kind` that `selector` selects: from the watch cache when it has them
+        synced for that selector and holds every name in `want` (a serve created a moment ago
+        may not have reached it yet), else one list call (ReplicaSets: None if not allowed)."""
+        cache = self._watched(selector)
+        cached = cache.items(kind) if cache is not None else None
+        if cached is not None and set(want) <= {obj.metadata.name for obj in cached}:
+            return cached
+        allow = (403,) if kind == "ReplicaSet" else ()
+        return self._api.call(f"list {kind}s", self._api.list, kind, selector, limit, allow=allow)
+
+    def _watched(self, selector: str) -> KubeCache | None:
+        if not self.watch_cache:
+            return None
+        api = self._api
+        with self._cache_lock:
+            if self._cache is None:
+                self._cache = KubeCache(api, selector).start()
+            return self._cache if self._cache.selector == selector else None
 
     # -- API access --------------------------------------------------------------------------
 
@@ -325,9 +322,7 @@ class KubernetesBackend(LoggingConfigurable):
                 f"the {desired['kind']} {desired['metadata']['name']} of a previous serve is "
                 f"still being deleted in namespace {self.namespace}; try again in a moment"
             )
-        labels = existing.metadata.labels or {}
-        ours = naming.labels(spec, self.settings)
-        if any(labels.get(key) != ours[key] for key in naming.OWNER_KEYS):
+        if not naming.owned(existing.metadata.labels, spec, self.settings):
             raise Conflict(
                 f"a {desired['kind']} named {desired['metadata']['name']} already exists in "
                 f"namespace {self.namespace} and was not made by jupyter_modelserve for "

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from .base import Observation, Observed
-from .kubepods import pod_failure, pod_waiting
+from .kubepods import pod_evicted, pod_failure, pod_waiting
 
 MAIN_CONTAINER = "tensorflow-serving"
 HASH_LABEL = "pod-template-hash"
@@ -53,7 +53,8 @@ def observe(deployment: Any, pods: list[Any], replicasets: list[Any] | None = No
     """Fold a V1Deployment, its V1ReplicaSets (None: unknown) and V1Pods into one state."""
     if deployment.metadata.deletion_timestamp is not None:
         return Observation(Observed.STARTING, "the Deployment is being deleted")
-    live = current_pods(pods, current_hash(deployment, replicasets))
+    template_hash = current_hash(deployment, replicasets)
+    live = current_pods(pods, template_hash)
     failures = [f for f in map(pod_failure, live) if f]
     waiting = [w for w in map(pod_waiting, live) if w]
     status = deployment.status
@@ -83,7 +84,9 @@ def observe(deployment: Any, pods: list[Any], replicasets: list[Any] | None = No
         notes += [_of_replicas(status, deployment)] if short else []
         notes += failures + waiting
         return Observation(Observed.AVAILABLE, "; ".join(notes) or None)
-    if failures and len(failures) == len(live):
+    # Final only once every wanted replica exists and fails: the ReplicaSet creates Pods in
+    # batches (1, 2, 4...), and the first one failing says nothing of those not created yet.
+    if failures and len(failures) == len(live) >= _wanted(deployment):
         return Observation(Observed.FAILED, failures[0])
     # Some replicas fail while others may still start (a bad node, say): say so, and wait.
     waiting = failures + waiting
@@ -101,9 +104,13 @@ def observe(deployment: Any, pods: list[Any], replicasets: list[Any] | None = No
         return Observation(
             Observed.LOADING, "TensorFlow Serving is running; waiting for the model to load"
         )
+    # The newest eviction of the current ReplicaSet says why its replacement only starts now.
+    evicted = [e for e in map(pod_evicted, _newest_first(pods, template_hash)) if e][:1]
     if live:
-        return Observation(Observed.STARTING, "waiting for the Pod to start")
-    return Observation(Observed.STARTING, "waiting for the Deployment to create a Pod")
+        return Observation(Observed.STARTING, "; ".join(["waiting for the Pod to start", *evicted]))
+    return Observation(
+        Observed.STARTING, "; ".join(["waiting for the Deployment to create a Pod", *evicted])
+    )
 
 
 def _hash_from_progressing(deployment: Any) -> str | None:
@@ -119,13 +126,26 @@ def _hash_from_progressing(deployment: Any) -> str | None:
     return None
 
 
+def _newest_first(pods: list[Any], template_hash: str | None) -> list[Any]:
+    """The current ReplicaSet's Pods, terminating and finished ones included, newest first."""
+    mine = [
+        pod
+        for pod in pods
+        if template_hash is None or (pod.metadata.labels or {}).get(HASH_LABEL) == template_hash
+    ]
+    return sorted(mine, key=lambda pod: str(pod.metadata.creation_timestamp or ""), reverse=True)
+
+
 def _ready(pod: Any) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
 
 
+def _wanted(deployment: Any) -> int:
+    return int(deployment.spec.replicas) if deployment.spec.replicas is not None else 1
+
+
 def _of_replicas(status: Any, deployment: Any) -> str:
-    wanted = deployment.spec.replicas if deployment.spec.replicas is not None else 1
-    return f"{status.ready_replicas or 0} of {wanted} replicas ready"
+    return f"{status.ready_replicas or 0} of {_wanted(deployment)} replicas ready"
 
 
 def _replica_failure(conditions: dict[str, Any]) -> str:

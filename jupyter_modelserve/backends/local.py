@@ -18,7 +18,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,8 @@ class LocalBackend(LoggingConfigurable):
 
     name = "local"
     restarts_lost_serves = True
+    outlives_registry = False  # its config file lives in the data folder, beside the registry
+    deployed_since: Mapping[Key, datetime] = {}  # its config file keeps no creation times
 
     rest_api_port = Int(
         DEFAULT_REST_PORT,
@@ -132,6 +135,12 @@ class LocalBackend(LoggingConfigurable):
 
     def url_for(self, spec: ServeSpec) -> str:
         return f"{self.endpoint(spec)}/v1/models/{spec.name}/versions/{spec.version}:predict"
+
+    def use_registry_identity(self, identity: str) -> None:
+        """Nothing to tell apart: one data folder, one model server, one registry."""
+
+    def served_version(self, spec: ServeSpec) -> int:
+        return spec.servable_version  # the model server reads the registered version folder
 
     def endpoint(self, spec: ServeSpec) -> str:
         return self.base_url()

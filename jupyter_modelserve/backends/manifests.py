@@ -12,12 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from ..tfserving.model_config import ModelConfig, VersionPolicy, render_model_config_list
-from . import podspec
+from . import podspec, storage_init
 from .base import ServeSpec
 from .cluster_settings import ClusterSettings
 from .exposure import GRPC_PORT, REST_PORT, ingress, service
 from .naming import ANNOTATION_MODEL, LABEL_INSTANCE, labels, metadata, object_name
-from .storage import MODELS_DIR, model_location
+from .netpolicy import network_policy
+from .storage import model_location
 
 CONFIG_DIR = "/etc/modelserve"
 
@@ -42,7 +43,7 @@ def config_map(spec: ServeSpec, settings: ClusterSettings) -> dict[str, Any]:
 
 def deployment(spec: ServeSpec, settings: ClusterSettings) -> dict[str, Any]:
     location = model_location(spec, settings)
-    name = object_name(spec)
+    name = object_name(spec, settings)
     gpu = podspec.wants_gpu(settings.resources, settings.requests)
     mounts: list[dict[str, Any]] = [
         {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
@@ -52,20 +53,16 @@ def deployment(spec: ServeSpec, settings: ClusterSettings) -> dict[str, Any]:
         {"name": "config", "configMap": {"name": name}},
         {"name": "tmp", "emptyDir": {"sizeLimit": podspec.TMP_SIZE_LIMIT}},
     ]
-    if location.on_volume:
-        mounts.append({"name": "models", "mountPath": MODELS_DIR, "readOnly": True})
-        volumes.append(
-            {
-                "name": "models",
-                "persistentVolumeClaim": {"claimName": settings.model_volume, "readOnly": True},
-            }
-        )
+    # The model: its version folder at /models/<name>/<registry version> (storage_init).
+    mounts.append(storage_init.model_mount(location))
+    volumes.append(storage_init.model_volume(location, settings))
     container: dict[str, Any] = {
         "name": "tensorflow-serving",
         **podspec.container_fields(settings, gpu, CONFIG_DIR, REST_PORT, GRPC_PORT),
         "ports": [
-            {"name": "http", "containerPort": REST_PORT},
-            {"name": "grpc", "containerPort": GRPC_PORT},
+            # protocol spelled out: server-side apply keys this list on containerPort+protocol.
+            {"name": "http", "containerPort": REST_PORT, "protocol": "TCP"},
+            {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
         ],
         # Metadata answers only once the version is AVAILABLE (status answers 200 while it is
         # still LOADING), so this probe means "the model can predict".
@@ -81,10 +78,14 @@ def deployment(spec: ServeSpec, settings: ClusterSettings) -> dict[str, Any]:
         # A crash then reports the end of its log as the termination message.
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
-    if location.remote and settings.storage_secret:
-        container["envFrom"] = [{"secretRef": {"name": settings.storage_secret}}]
     pod_labels = labels(spec, settings)
     pod_spec = {"containers": [container], "volumes": volumes, **podspec.pod_fields(settings)}
+    if location.remote:  # downloaded before TF Serving starts; credentials stay in there
+        pod_spec["initContainers"] = [storage_init.init_container(location, settings)]
+    if settings.service_account:
+        # IRSA and workload identity need no API token (automountServiceAccountToken stays
+        # false): the webhook projects its own token, GKE's metadata server answers.
+        pod_spec["serviceAccountName"] = settings.service_account
     body: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -110,15 +111,25 @@ def deployment(spec: ServeSpec, settings: ClusterSettings) -> dict[str, Any]:
             },
         },
     }
-    if gpu:
-        # A rolling update would start the new Pod beside the old one, which holds the GPU:
-        # on a node with one GPU it never schedules. Stop the old Pod first.
+    if gpu or (location.on_volume and settings.model_volume_single_node):
+        # A rolling update would start the new Pod beside the old one, which holds the GPU
+        # (on a node with one GPU it never schedules) or the ReadWriteOnce volume (Multi-Attach
+        # on another node). Stop the old Pod first.
         body["spec"]["strategy"] = {"type": "Recreate"}
+    else:
+        # Spelled out, so server-side apply owns rollingUpdate and drops it when a later apply
+        # switches to Recreate (a defaulted rollingUpdate would make that apply invalid).
+        body["spec"]["strategy"] = {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
+        }
     return body
 
 
 def manifests(spec: ServeSpec, settings: ClusterSettings) -> list[dict[str, Any]]:
-    """Every object of a serve, in creation order (the Deployment mounts the ConfigMap)."""
+    """Every object of a serve, in creation order (the Deployment mounts the ConfigMap; the
+    NetworkPolicy comes first, so no Pod of the serve is ever reachable without it)."""
+    fence = network_policy(spec, settings)
     objects = [config_map(spec, settings), deployment(spec, settings), service(spec, settings)]
     extra = ingress(spec, settings)
-    return objects + ([extra] if extra else [])
+    return ([fence] if fence else []) + objects + ([extra] if extra else [])

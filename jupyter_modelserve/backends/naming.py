@@ -27,18 +27,52 @@ OWNER_KEYS = (
 )
 ANNOTATION_MODEL = "modelserve/model-name"  # the full name, when the label had to be shortened
 _DNS_LABEL_MAX = 63
+# Longest instance in names: leaves 40+ characters of a 63-character name to the model.
+_INSTANCE_MAX = 20
 
 
-def object_name(spec: ServeSpec) -> str:
-    """A DNS-1035 label for the serve's objects; hashed when the readable form is unsafe."""
+def instance_value(raw: str) -> str:
+    """`raw` as a short DNS label that fits in object names and label values.
+
+    Kept as is when already safe and short; otherwise sanitized and suffixed with a hash of the
+    raw value, so "Team@A" and "team-a" stay two instances instead of one.
+    """
+    readable = re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", raw.lower())).strip("-")
+    if readable == raw and 0 < len(raw) <= _INSTANCE_MAX:
+        return raw
+    digest = _digest(raw)
+    keep = readable[: _INSTANCE_MAX - len(digest) - 1].rstrip("-")
+    return f"{keep}-{digest}" if keep else digest
+
+
+def object_name(spec: ServeSpec, settings: ClusterSettings) -> str:
+    """A DNS-1035 label for the serve's objects: `ms-<instance>-<name>-v<version>`.
+
+    The instance keeps two Jupyter servers' serves of the same model apart in one namespace.
+    The readable form is used only when it reads back one way: the instance holds no hyphen
+    (else instance `a` with model `b-c` and instance `a-b` with model `c` would both give
+    `ms-a-b-c-v1`), the name is already safe, and it fits. Any other serve gets a hash of the
+    whole (instance, name, version) appended, so a hashed name never equals a readable one (it
+    ends in the hash, a readable one in `v<version>`) nor another hashed one.
+    """
+    instance = instance_label(settings)
     readable = re.sub(r"[^a-z0-9-]", "-", spec.name.lower()).strip("-")
-    name = f"ms-{readable}-v{spec.version}"
-    if readable == spec.name and len(name) <= _DNS_LABEL_MAX:
+    name = f"ms-{instance}-{readable}-v{spec.version}"
+    if "-" not in instance and readable == spec.name and len(name) <= _DNS_LABEL_MAX:
         return name
-    # Lower-casing or shortening could make two serves collide: a hash keeps them apart.
-    digest = hashlib.sha256(f"{spec.name}/{spec.version}".encode()).hexdigest()[:8]
-    keep = _DNS_LABEL_MAX - len(f"ms--v{spec.version}-{digest}")
-    return f"ms-{readable[:keep].rstrip('-')}-v{spec.version}-{digest}"
+    digest = _digest(f"{instance}/{spec.name}/{spec.version}")
+    keep = max(0, _DNS_LABEL_MAX - len(f"ms-{instance}--v{spec.version}-{digest}"))
+    parts = ["ms", instance, readable[:keep].rstrip("-"), f"v{spec.version}", digest]
+    return "-".join(part for part in parts if part)
+
+
+def instance_label(settings: ClusterSettings) -> str:
+    """The instance as it appears in names and the `modelserve/instance` label."""
+    return instance_value(settings.instance)
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:8]
 
 
 def label_value(value: str) -> str:
@@ -51,9 +85,9 @@ def label_value(value: str) -> str:
 def labels(spec: ServeSpec, settings: ClusterSettings) -> dict[str, str]:
     return {
         "app.kubernetes.io/name": APP_NAME,
-        "app.kubernetes.io/instance": object_name(spec),
+        "app.kubernetes.io/instance": object_name(spec, settings),
         "app.kubernetes.io/managed-by": MANAGED_BY,
-        LABEL_INSTANCE: label_value(settings.instance),
+        LABEL_INSTANCE: instance_label(settings),
         LABEL_NAME: label_value(spec.name),
         LABEL_VERSION: str(spec.version),
     }
@@ -61,8 +95,7 @@ def labels(spec: ServeSpec, settings: ClusterSettings) -> dict[str, str]:
 
 def owner_selector(settings: ClusterSettings) -> str:
     """Selects every object this Jupyter server's backend made in its namespace."""
-    instance = label_value(settings.instance)
-    return f"app.kubernetes.io/managed-by={MANAGED_BY},{LABEL_INSTANCE}={instance}"
+    return f"app.kubernetes.io/managed-by={MANAGED_BY},{LABEL_INSTANCE}={instance_label(settings)}"
 
 
 def serve_selector(spec: ServeSpec, settings: ClusterSettings) -> str:
@@ -72,8 +105,14 @@ def serve_selector(spec: ServeSpec, settings: ClusterSettings) -> str:
 
 def metadata(spec: ServeSpec, settings: ClusterSettings) -> dict[str, Any]:
     return {
-        "name": object_name(spec),
+        "name": object_name(spec, settings),
         "namespace": settings.namespace,
         "labels": labels(spec, settings),
         "annotations": {ANNOTATION_MODEL: spec.name},
     }
+
+
+def owned(found: dict[str, str] | None, spec: ServeSpec, settings: ClusterSettings) -> bool:
+    """Whether labels `found` prove an object belongs to `spec` of this instance."""
+    ours = labels(spec, settings)
+    return all((found or {}).get(key) == ours[key] for key in OWNER_KEYS)

@@ -1,6 +1,10 @@
-"""Where a serve's Pods read the model: the artifact volume, or a remote bucket.
+"""Where a serve's Pods read the model: the artifact volume, or a bucket downloaded first.
 
 Pure functions of the spec and the settings: `InvalidInput` names the setting a source needs.
+TF Serving always serves the model under its REGISTRY version: a volume source mounts its
+version folder (`subPath`) at `/models/<name>/<registry version>`, a bucket source is copied
+there by the init container (`storage_init`). Two sources that both end in `/1` therefore never
+collide, and predict URLs, probes and Ingress paths all use `spec.version`.
 """
 
 from __future__ import annotations
@@ -9,19 +13,26 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from ..errors import InvalidInput
-from ..schemas import REMOTE_SCHEMES
 from .base import ServeSpec
 from .cluster_settings import ClusterSettings
 
 MODELS_DIR = "/models"
+# What the downloader reads. Other schemes (hdfs://, https://...) are refused, never passed on.
+DOWNLOAD_SCHEMES = ("s3://", "gs://")
 
 
 @dataclass(frozen=True)
 class ModelLocation:
-    base_path: str  # as the container sees it
-    servable_version: int  # the version folder's number, which TF Serving serves
-    on_volume: bool
-    remote: bool
+    base_path: str  # TF Serving's base_path, as the container sees it: /models/<name>
+    servable_version: int  # the version TF Serving serves: always the registry version
+    on_volume: bool  # the model volume (PVC), mounted at `version_path` with `sub_path`
+    remote: bool  # downloaded by the init container into an emptyDir
+    sub_path: str = ""  # on_volume: the version folder, relative to the artifact root
+    source: str = ""  # remote: the bucket URI of the version folder
+
+    @property
+    def version_path(self) -> str:
+        return f"{self.base_path}/{self.servable_version}"
 
 
 def model_location(spec: ServeSpec, settings: ClusterSettings) -> ModelLocation:
@@ -33,15 +44,17 @@ def model_location(spec: ServeSpec, settings: ClusterSettings) -> ModelLocation:
             f"source: {spec.source!r} must end in a numbered version folder (…/{spec.name}/1), "
             "the layout TensorFlow Serving reads"
         )
-    base = source.rsplit("/", 1)[0]
-    if source.startswith(REMOTE_SCHEMES):
-        if source.startswith("s3://") and not settings.storage_secret:
+    base = str(PurePosixPath(MODELS_DIR) / spec.name)
+    if "://" in source:
+        if not source.startswith(DOWNLOAD_SCHEMES):
             raise InvalidInput(
-                f"source: {spec.source!r} is on S3, but c.KubernetesBackend.storage_secret is not "
-                "set: name a Secret with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and S3_ENDPOINT "
-                "for MinIO)"
+                f"source: {spec.source!r}: the kubernetes backend downloads only "
+                f"{' and '.join(DOWNLOAD_SCHEMES)} sources"
             )
-        return ModelLocation(base, int(folder), on_volume=False, remote=True)
+        bucket = source.split("://", 1)[1].split("/", 1)[0]
+        if not bucket:
+            raise InvalidInput(f"source: {spec.source!r} names no bucket")
+        return ModelLocation(base, spec.version, on_volume=False, remote=True, source=source)
     root = settings.artifact_root.rstrip("/")
     if not root or not (source + "/").startswith(root + "/"):
         raise InvalidInput(
@@ -55,5 +68,7 @@ def model_location(spec: ServeSpec, settings: ClusterSettings) -> ModelLocation:
             "c.KubernetesBackend.model_volume is not set: name the PersistentVolumeClaim that "
             "holds the artifact root"
         )
-    relative = PurePosixPath(base).relative_to(root)
-    return ModelLocation(str(PurePosixPath(MODELS_DIR) / relative), int(folder), True, False)
+    relative = str(PurePosixPath(source).relative_to(root))
+    if ".." in PurePosixPath(relative).parts:
+        raise InvalidInput(f"source: {spec.source!r} leaves the artifact root")
+    return ModelLocation(base, spec.version, on_volume=True, remote=False, sub_path=relative)

@@ -6,7 +6,14 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..errors import InvalidInput
-from ..schemas import ServeRequest, ServeState, ServeView, parse_request, validate_model_name
+from ..schemas import (
+    MAX_LOG_TAIL,
+    ServeRequest,
+    ServeState,
+    ServeView,
+    parse_request,
+    validate_model_name,
+)
 from ..schemas import validate_version as _validate_version
 from ..servestate import failure, settled
 from .base import ModelServeHandler
@@ -88,7 +95,7 @@ class ServeLogsHandler(ModelServeHandler):
     @web.authenticated
     @authorized
     async def get(self, name: str, version: str) -> None:
-        tail = self.version_argument("tail") if self.query("tail") is not None else 100
+        tail = self._bounded_int("tail", 100, 1, MAX_LOG_TAIL)
         lines = await self.run(self.service.logs, _name(name), _version(version), tail)
         self.answer("Get the model serve instance's logs", lines)
 

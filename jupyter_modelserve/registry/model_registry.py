@@ -24,7 +24,13 @@ from typing import Any
 
 from ..errors import Conflict, InvalidInput, NotFound, ServerFault
 from ..locks import KeyedLocks
-from ..schemas import MAX_TAG_LENGTH, REMOTE_SCHEMES, ModelVersionView, RegisteredModelView
+from ..schemas import (
+    MAX_TAG_LENGTH,
+    REMOTE_SCHEMES,
+    ModelVersionView,
+    RegisteredModelView,
+    check_remote_uri,
+)
 from . import artifacts, keras_file, mlflow_source, safe_copy
 from .paths import local_source, name_max
 from .store import RegistryStore
@@ -215,6 +221,7 @@ class ModelRegistry:
         """Record an s3:// or gs:// version folder as the next version of `name`, uncopied."""
         if not uri.startswith(REMOTE_SCHEMES):
             raise InvalidInput(f"source: {uri!r} is not an s3:// or gs:// URI")
+        check_remote_uri(uri)  # before any message that repeats the uri
         if not re.fullmatch(r"[0-9]+", uri.rstrip("/").rsplit("/", 1)[-1]):
             raise InvalidInput(
                 f"source: {uri!r} must name a numbered version folder (…/{name}/1), the layout "

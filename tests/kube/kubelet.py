@@ -41,12 +41,20 @@ from kubernetes.client import (
 )
 from kubernetes.watch.watch import iter_resp_lines
 
-from . import model
+from . import kubelet_shapes, model
 
 log = logging.getLogger(__name__)
 
 Behaviour = Literal[
-    "ready", "pending", "err_image_pull", "image_pull_backoff", "crash_loop", "unschedulable"
+    "ready",
+    "pending",
+    "err_image_pull",
+    "image_pull_backoff",
+    "crash_loop",
+    "unschedulable",
+    "evicted",
+    "failed_mount",
+    "multi_attach",
 ]
 """What the stand-in does with a Pod:
 
@@ -59,10 +67,19 @@ Behaviour = Literal[
   with code 1 (``Outcome(reason="OOMKilled", exit_code=137)`` for the memory limit).
 - ``unschedulable``: left unbound, ``PodScheduled`` False with reason ``Unschedulable``. A Pod
   that is already bound stays as it is (a real scheduler cannot unbind either).
+- ``evicted``: phase Failed, reason Evicted (node memory pressure); the ReplicaSet replaces it.
+- ``failed_mount`` / ``multi_attach``: bound, containers in ``ContainerCreating``, with the
+  Warning Event a volume that cannot be mounted (FailedMount) or is attached to another node
+  (FailedAttachVolume, "Multi-Attach error") brings.
+- ``Outcome("crash_loop", container=<an init container>)``: that init container crash-loops,
+  the Pod stays Pending with its app containers in ``PodInitializing``.
 """
 
-BEHAVIOURS: frozenset[str] = frozenset(
-    ("ready", "pending", "err_image_pull", "image_pull_backoff", "crash_loop", "unschedulable")
+BEHAVIOURS: frozenset[str] = (
+    frozenset(
+        ("ready", "pending", "err_image_pull", "image_pull_backoff", "crash_loop", "unschedulable")
+    )
+    | kubelet_shapes.SHAPES
 )
 
 
@@ -463,9 +480,18 @@ class StandInKubelet:
             if status
             else {}
         )
+        if outcome.behaviour == "evicted":
+            shape = kubelet_shapes.evicted_status(
+                pod, outcome.message, self._ip_for(pod.metadata.uid), self.node_ip
+            )
+            self._patch_status(pod, shape)
+            self._event(pod, "Warning", "Evicted", shape["message"])
+            return
         containers = list(pod.spec.containers)
         affected = {c.name for c in containers if outcome.container in (None, c.name)}
         pod_ready = outcome.behaviour == "ready" or not affected
+        if kubelet_shapes.init_failing(pod, outcome.container):
+            affected, pod_ready = set(), False
 
         statuses: list[dict[str, Any]] = []
         for container in containers:
@@ -506,7 +532,7 @@ class StandInKubelet:
                 containerID=container_id,
                 imageID=image_id,
             )
-        elif behaviour == "pending":
+        elif behaviour in ("pending", "failed_mount", "multi_attach"):
             entry["state"] = {"waiting": {"reason": "ContainerCreating"}}
         elif behaviour in ("err_image_pull", "image_pull_backoff"):
             waiting = "ErrImagePull" if behaviour == "err_image_pull" else "ImagePullBackOff"
@@ -568,10 +594,19 @@ class StandInKubelet:
             else _condition(pod, "ContainersReady", "False", "ContainersNotReady", unready_message),
             _condition(pod, "PodScheduled", "True"),
         ]
+        init_failing = kubelet_shapes.init_failing(pod, outcome.container)
+        if init_failing:
+            assert outcome.container is not None
+            stuck, statuses = kubelet_shapes.initializing(pod, outcome.container)
+            conditions = [
+                _condition(pod, c["type"], c["status"], c["reason"], c["message"]) for c in stuck
+            ] + conditions[1:]
         pod_ip = self._ip_for(uid)
         body: dict[str, Any] = {
             # A crash-looping Pod stays Running: its containers did start once.
-            "phase": "Running" if behaviour in ("ready", "crash_loop") else "Pending",
+            "phase": "Running"
+            if behaviour in ("ready", "crash_loop") and not init_failing
+            else "Pending",
             "conditions": conditions,
             "hostIP": self.node_ip,
             "podIP": pod_ip,
@@ -603,6 +638,13 @@ class StandInKubelet:
                 }
                 for c in pod.spec.init_containers
             ]
+            if init_failing:
+                body["initContainerStatuses"] = [
+                    self._init_crash(pod, c, outcome, now) if c.name == outcome.container else s
+                    for c, s in zip(
+                        pod.spec.init_containers, body["initContainerStatuses"], strict=True
+                    )
+                ]
         self._patch_status(pod, body)
 
         if behaviour == "image_pull_backoff":
@@ -611,9 +653,24 @@ class StandInKubelet:
                 self._event(pod, "Warning", "Failed", "Error: ImagePullBackOff")
         elif behaviour == "crash_loop":
             self._event(pod, "Warning", "BackOff", "Back-off restarting failed container")
+        elif behaviour in ("failed_mount", "multi_attach"):
+            reason, message, component = kubelet_shapes.volume_event(
+                pod, behaviour, outcome.message
+            )
+            self._event(pod, "Warning", reason, message, component=component)
         elif behaviour == "ready":
             for container in containers:
                 self._event(pod, "Normal", "Started", f"Started container {container.name}")
+
+    def _init_crash(self, pod: V1Pod, container: Any, outcome: Outcome, now: str) -> dict[str, Any]:
+        """A crash-looping init container's status, its restarts counted on from the last."""
+        status = pod.status
+        previous = (
+            {cs.name: cs.restart_count or 0 for cs in (status.init_container_statuses or [])}
+            if status
+            else {}
+        )
+        return self._container_status(pod, container, "crash_loop", outcome, previous, now)
 
     def _patch_status(self, pod: V1Pod, status: dict[str, Any]) -> None:
         name, namespace, _ = _identity(pod)

@@ -36,6 +36,6 @@ async def post_until_available(api: Api) -> dict[str, Any]:
 
 
 def observed(service: ServeService, state: str, fragment: str) -> Observation | None:
-    """What the backend itself observes for simple 1 (GET drops an AVAILABLE serve's reason)."""
+    """What the backend itself observes for simple 1, without folding it into the row."""
     found = service.backend.statuses([ServeSpec("simple", 1, "")], 10)[("simple", 1)]
     return found if found.state.value == state and fragment in (found.reason or "") else None
