@@ -34,7 +34,7 @@ from .kube.serves import post_until_available
 from .test_kubernetes_backend import RBAC, jp_server_config, kubeconfig  # noqa: F401
 
 EMPTY_LIST = {"kind": "DeploymentList", "apiVersion": "apps/v1", "metadata": {}, "items": []}
-STATUS_KINDS = ("deployments", "replicasets", "pods")
+STATUS_KINDS = ("deployments", "replicasets", "pods", "services")
 
 
 # ------------------------------------------------------------------- retries on 429 and 5xx
@@ -178,8 +178,8 @@ async def test_status_reads_come_from_the_watch_cache(
         for _ in range(10):
             code, _envelope = await api("GET", "/api/v1/serve")
             assert code == 200
-    # Then every GET lists Deployments, ReplicaSets and Pods
-    assert _status_lists(plain) == 30
+    # Then every GET lists Deployments, ReplicaSets, Pods and Services
+    assert _status_lists(plain) == 40
 
     # When it runs 10 times with the cache
     backend.watch_cache = True

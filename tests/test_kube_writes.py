@@ -342,7 +342,7 @@ def test_a_status_read_ends_by_its_own_bound_not_one_request_timeout_per_list(
     tmp_path: Path, silent: tuple[_Silent, Path]
 ) -> None:
     # Given an API server that never answers (or resets), a 30 s request timeout, no watches
-    server, path = silent
+    _server, path = silent
     backend = KubernetesBackend(
         data_dir=tmp_path, kubeconfig=str(path), instance="t", watch_cache=False
     )

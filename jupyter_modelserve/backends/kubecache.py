@@ -1,6 +1,6 @@
-"""A watch-backed cache of the Deployments, ReplicaSets and Pods of one Jupyter server's serves.
+"""A watch-backed cache of the Deployments, ReplicaSets, Pods and Services of one server's serves.
 
-Status reads (GET lists, `?wait` polls, the reconciler) would otherwise cost three list calls
+Status reads (GET lists, `?wait` polls, the reconciler) would otherwise cost four list calls
 each; with the cache they cost none once it is synced. One thread per kind lists once, then
 watches from that list's resourceVersion; a 410 Gone (the server forgot that version) lists
 again. Until a kind is synced, after a watch error, or when the identity may not watch
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-KINDS = ("Deployment", "ReplicaSet", "Pod")
+KINDS = ("Deployment", "ReplicaSet", "Pod", "Service")
 WATCH_SECONDS = 60  # the server ends each watch after this; we then resume from where it was
 READ_MARGIN = 15.0  # seconds past WATCH_SECONDS before the client gives a silent watch up
 STALE_AFTER = WATCH_SECONDS + 2 * READ_MARGIN  # silence after which a kind is not believed

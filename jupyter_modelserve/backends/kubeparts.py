@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
 
 from ..errors import ModelServeError
 from . import naming
 from .base import Key, Observation, ServeSpec
 from .cluster_settings import ClusterSettings
-from .kubeapi import KubeApi
 
 log = logging.getLogger(__name__)
+# Reads the objects of a kind of this server's serves, given the names a caller expects.
+Lister = Callable[[str, Collection[str]], Any]
 
 
 def wanted_kinds(settings: ClusterSettings) -> tuple[str, ...]:
@@ -30,26 +32,26 @@ def wanted_kinds(settings: ClusterSettings) -> tuple[str, ...]:
 
 
 def with_missing_parts(
-    api: KubeApi,
+    listed: Lister,
     settings: ClusterSettings,
     specs: Sequence[ServeSpec],
     found: dict[Key, Observation],
     running: set[Key],
-    limit: tuple[float, float],
 ) -> dict[Key, Observation]:
     """`found`, the serves in `running` (their Deployment exists and is not being deleted)
-    saying which of their Service/Ingress is missing."""
+    saying which of their Service/Ingress is missing. `listed(kind, names)` reads a kind (the
+    watch cache when it holds every name, else one list; None when not allowed)."""
     asking = [s for s in specs if (s.name, s.version) in running]
     if not asking:
         return found
-    selector = naming.owner_selector(settings)
+    wanted = {naming.object_name(spec, settings) for spec in asking}
     names: dict[str, set[str]] = {}
     try:
         for kind in wanted_kinds(settings):
-            listed = api.call(f"list {kind}s", api.list, kind, selector, limit, allow=(403,))
-            if listed is None:  # a Role that may not list them: nothing to say
+            objects = listed(kind, wanted)
+            if objects is None:  # a Role that may not list them: nothing to say
                 continue
-            names[kind] = {obj.metadata.name for obj in listed}
+            names[kind] = {obj.metadata.name for obj in objects}
     except ModelServeError as error:
         log.info("Services/Ingresses not checked this time: %s", error.message)
         return found

@@ -111,9 +111,9 @@ class KubernetesBackend(KubernetesSettings):
             kubewrites.delete_owned(self._api, kind, name, spec, settings)
 
     def statuses(self, specs: Sequence[ServeSpec], timeout: float) -> dict[Key, Observation]:
-        """Every serve's state, whatever the number of serves: Deployments, ReplicaSets and Pods
-        from the watch cache (else one list each), one list of Services (and of Ingresses when
-        the settings make them) for serves whose Deployment runs, the other kinds only when a
+        """Every serve's state, whatever the number of serves: Deployments, ReplicaSets, Pods
+        and Services from the watch cache (else one list each; Services, and Ingresses when
+        the settings make them, for serves whose Deployment runs), the other kinds only when a
         Deployment is missing, a few small Event lists for serves that wait or failed, and the
         Ingress/Service status lists when a url is learnt from them."""
         if not specs:
@@ -165,7 +165,13 @@ class KubernetesBackend(KubernetesSettings):
                     f"outside jupyter_modelserve?); left behind: {', '.join(left)}",
                 )
         # A running Deployment without its Service (or wanted Ingress): said in the reason.
-        found = kubeparts.with_missing_parts(self._api, settings, specs, found, running, limit)
+        found = kubeparts.with_missing_parts(
+            lambda kind, names: self._listed(kind, selector, limit, names),
+            settings,
+            specs,
+            found,
+            running,
+        )
         # Serves that wait or failed: Events name what their Pods' status does not.
         found = kubeevents.explain_all(self._api, found, seen, replicasets, limit)
         return kubeurls.with_urls(self._api, settings, specs, found, limit)  # Ingress/LB
@@ -276,12 +282,13 @@ class KubernetesBackend(KubernetesSettings):
     ) -> Any:
         """Objects of `kind` that `selector` selects: from the watch cache when it has them
         synced for that selector and holds every name in `want` (a serve created a moment ago
-        may not have reached it yet), else one list call (ReplicaSets: None if not allowed)."""
+        may not have reached it yet), else one list call (None when the Role may not list a
+        kind the serve can do without: ReplicaSets, Services, Ingresses)."""
         cache = self._watched(selector)
         cached = cache.items(kind) if cache is not None else None
         if cached is not None and set(want) <= {obj.metadata.name for obj in cached}:
             return cached
-        allow = (403,) if kind == "ReplicaSet" else ()
+        allow = () if kind in ("Deployment", "Pod") else (403,)
         return self._api.call(f"list {kind}s", self._api.list, kind, selector, limit, allow=allow)
 
     def _watched(self, selector: str) -> KubeCache | None:

@@ -172,8 +172,8 @@ class KubernetesSettings(LoggingConfigurable):
     watch_cache = Bool(
         True,
         config=True,
-        help="Read Deployments, ReplicaSets and Pods through watches (needs the watch verbs of "
-        "deploy/rbac.yaml) instead of listing them on every status read.",
+        help="Read Deployments, ReplicaSets, Pods and Services through watches (needs the "
+        "watch verbs of deploy/rbac.yaml) instead of listing them on every status read.",
     )
 
     def use_registry_identity(self, identity: str) -> None:
