@@ -1,9 +1,9 @@
 """Stand-in object stores on loopback for the model download tests: S3 and GCS.
 
-- :class:`MotoS3`: moto's server (a real HTTP S3 with IAM) with authentication ON, so a request
-  without a valid key is refused as by AWS: the first requests (seeding: an IAM user with an
-  access key and a policy, the bucket, the objects) run unauthenticated, every later one must be
-  signed by that key.
+- :class:`MotoS3`: moto's server (a real HTTP S3 with IAM, from an environment of its own) with
+  authentication ON, so a request without a valid key is refused as by AWS: the first requests
+  (seeding: an IAM user with an access key and a policy, the bucket, the objects) run
+  unauthenticated, every later one must be signed by that key.
 - :class:`FakeGcs`: the part of GCS's JSON API rclone reads (object get and list, media
   download) behind an OAuth token endpoint, as a service account key file uses it: a request
   without the token it issued is a 401.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,6 +24,8 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 from .fixtures import wait_for
 
@@ -43,6 +46,58 @@ def _free_port() -> int:
         return port
 
 
+# moto needs botocore, which pins python-dateutil<3, and the kubernetes client >= 37 needs >= 3:
+# they cannot share the test environment. moto's server therefore runs from an environment of
+# its own, built once per machine in the cache (like scripts/test-cluster's binaries), and the
+# seeding runs there too, as a script.
+MOTO_VERSION = "5.2.5"
+_SEED_SCRIPT = r"""
+import json, sys
+import boto3
+from botocore.exceptions import ClientError
+plan = json.load(sys.stdin)
+def client(service):
+    return boto3.client(service, endpoint_url=plan["endpoint"], region_name="us-east-1",
+                        aws_access_key_id="seed", aws_secret_access_key="seed")
+iam = client("iam")
+iam.create_user(UserName="model-reader")
+policy = {"Version": "2012-10-17",
+          "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+iam.put_user_policy(UserName="model-reader", PolicyName="read", PolicyDocument=json.dumps(policy))
+key = iam.create_access_key(UserName="model-reader")["AccessKey"]
+s3 = client("s3")
+s3.create_bucket(Bucket=plan["bucket"])
+for name, path in plan["objects"]:
+    with open(path, "rb") as f:
+        s3.put_object(Bucket=plan["bucket"], Key=name, Body=f.read())
+try:  # from here on, only signed requests: an anonymous list is refused
+    client("s3").list_objects_v2(Bucket=plan["bucket"])
+    refused = False
+except ClientError:
+    refused = True
+print(json.dumps({"key_id": key["AccessKeyId"], "secret": key["SecretAccessKey"],
+                  "refused": refused}))
+"""
+
+
+def moto_environment() -> Path:
+    """The folder of a virtual environment with `moto[server]`, built on first use."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    root = cache / "jupyter-modelserve" / f"moto-{MOTO_VERSION}"
+    done = root / ".complete"
+    with FileLock(f"{root}.lock", timeout=900):
+        if not done.exists():
+            shutil.rmtree(root, ignore_errors=True)
+            subprocess.run([sys.executable, "-m", "venv", str(root)], check=True, timeout=120)
+            subprocess.run(
+                [str(root / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                 f"moto[server]=={MOTO_VERSION}"],
+                check=True, timeout=900,
+            )  # fmt: skip
+            done.touch()
+    return root
+
+
 class MotoS3:
     """moto_server on loopback with one bucket holding `folder` under `prefix`, keys enforced."""
 
@@ -53,13 +108,13 @@ class MotoS3:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.key_id = ""
         self.secret_key = ""
+        self._env = moto_environment()
         # Seeding takes: create_user, put_user_policy, create_access_key, create_bucket, puts.
         self._unauthenticated = 4 + len(self.files)
         self._log = (workdir / "moto.log").open("w")
         env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": str(self._unauthenticated)}
         self._process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p",
-             str(self.port)],
+            [str(self._env / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
             env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip
 
@@ -84,43 +139,20 @@ class MotoS3:
         except OSError:
             return False
 
-    def client(self, service: str, key_id: str = "seed", secret: str = "seed") -> Any:
-        import boto3
-
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id=key_id,
-            aws_secret_access_key=secret,
-        )
-
     def _seed(self) -> None:
-        iam = self.client("iam")
-        iam.create_user(UserName="model-reader")
-        policy = {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+        plan = {
+            "endpoint": self.endpoint,
+            "bucket": self.bucket,
+            "objects": [[f"{self.prefix}/{name}", str(path)] for name, path in self.files],
         }
-        iam.put_user_policy(
-            UserName="model-reader", PolicyName="read", PolicyDocument=json.dumps(policy)
-        )
-        key = iam.create_access_key(UserName="model-reader")["AccessKey"]
-        self.key_id, self.secret_key = key["AccessKeyId"], key["SecretAccessKey"]
-        s3 = self.client("s3")
-        s3.create_bucket(Bucket=self.bucket)
-        for relative, path in self.files:
-            s3.put_object(
-                Bucket=self.bucket, Key=f"{self.prefix}/{relative}", Body=path.read_bytes()
-            )
-        # From here on, only signed requests: an anonymous list is refused.
-        from botocore.exceptions import ClientError
-
-        try:
-            self.client("s3").list_objects_v2(Bucket=self.bucket)
-        except ClientError:
-            return
-        raise AssertionError("moto_server accepted an unsigned request after seeding")
+        done = subprocess.run(
+            [str(self._env / "bin" / "python"), "-c", _SEED_SCRIPT],
+            input=json.dumps(plan), capture_output=True, text=True, check=True, timeout=120,
+        )  # fmt: skip
+        seeded = json.loads(done.stdout.strip().splitlines()[-1])
+        self.key_id, self.secret_key = seeded["key_id"], seeded["secret"]
+        if not seeded["refused"]:
+            raise AssertionError("moto_server accepted an unsigned request after seeding")
 
 
 class FakeGcs:
