@@ -380,6 +380,9 @@ class ServeView(_View):
     state: ServeState
     reason: str | None
     url: str | None
+    # `host:port` of TF Serving's gRPC API serving it (local: the model server's --port on
+    # 127.0.0.1; kubernetes: the Service's in-cluster address); None until it is applied.
+    grpc_url: str | None = Field(default=None, alias="grpcUrl")
     backend: str
     created_at: datetime = Field(alias="createdAt")
     updated_at: datetime = Field(alias="updatedAt")

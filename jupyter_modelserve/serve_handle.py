@@ -58,6 +58,12 @@ class Serve:
         return None if self._deleted else self._view.url
 
     @property
+    def grpc_url(self) -> str | None:
+        """`host:port` of TF Serving's gRPC API for this serve (PredictionService, ModelService):
+        what a `tensorflow_serving.apis` client dials."""
+        return None if self._deleted else self._view.grpc_url
+
+    @property
     def proxy_url(self) -> str | None:
         """The same predict route through the Jupyter server, under its authentication: the
         address to give someone who can reach Jupyter but not the model server."""

@@ -121,14 +121,18 @@ def _missing(
     )
 
 
-def view_of(record: ServeRecord, reason: str | None = None) -> ServeView:
-    """A row as every front door shows it; `reason` overrides the stored one when given."""
+def view_of(
+    record: ServeRecord, reason: str | None = None, grpc_url: str | None = None
+) -> ServeView:
+    """A row as every front door shows it; `reason` overrides the stored one when given;
+    `grpc_url` is the backend's (the registry does not store it)."""
     return ServeView(
         model_name=record.model_name,
         model_version=record.model_version,
         state=record.state,
         reason=reason if reason is not None else record.reason,
         url=record.url,
+        grpc_url=grpc_url,
         backend=record.backend,
         created_at=record.created_at,
         updated_at=record.updated_at,

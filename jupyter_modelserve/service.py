@@ -193,10 +193,10 @@ class ServeService:
             try:
                 view = self._fold_and_store(record, observations[_key(record)])
             except ModelServeError as error:
-                view = view_of(record, reason=f"its status cannot be read: {error.message}")
+                view = self._view(record, reason=f"its status cannot be read: {error.message}")
             except Exception:
                 log.exception("Reading serve %s %s failed", *_key(record))
-                view = view_of(record, reason="its status cannot be read; see the server log")
+                view = self._view(record, reason="its status cannot be read; see the server log")
             if view is not None:
                 views.append(view)
         return views
@@ -381,18 +381,23 @@ class ServeService:
             self.backend.restarts_lost_serves,
         )
         if folded.transient:  # the backend could not be asked: say so, change nothing
-            return view_of(record, reason=folded.reason)
+            return self._view(record, reason=folded.reason)
         if folded.restart_wanted:
             self.request_reconcile()
         # A url the cluster reports (an Ingress's or LoadBalancer's address) replaces the one
         # known at create time; no news keeps it.
         url = observation.url if observation.url != record.url else None
         if (folded.state, folded.reason) == (record.state, record.reason) and url is None:
-            return view_of(record)
+            return self._view(record)
         current = self.store.update_serve(
             record.model_name, record.model_version, folded.state, folded.reason, url, record.state
         )
-        return view_of(current) if current is not None else None
+        return self._view(current) if current is not None else None
+
+    def _view(self, record: ServeRecord, reason: str | None = None) -> ServeView:
+        """`view_of` plus the gRPC address, known once the serve was applied (as its url)."""
+        grpc_url = self.backend.grpc_address(_spec(record)) if record.url is not None else None
+        return view_of(record, reason, grpc_url)
 
     def _undo_apply(self, spec: ServeSpec) -> None:
         try:

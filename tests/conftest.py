@@ -43,7 +43,7 @@ def local_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         monkeypatch.setenv(f"JUPYTER_{kind.upper()}_DIR", str(tmp_path / kind))
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "jupyter_server_config.json").write_text(
-        json.dumps({"LocalBackend": {"rest_api_port": 0}})
+        json.dumps({"LocalBackend": {"rest_api_port": 0, "grpc_port": 0}})
     )
     monkeypatch.setattr(api, "_service", None)
     yield api
@@ -58,7 +58,7 @@ def server_config(**sections: dict[str, Any]) -> dict[str, Any]:
     config: dict[str, Any] = {
         "ServerApp": {"jpserver_extensions": {"jupyter_modelserve": True}},
         # Port 0: tests never fight over 8501 with each other or with a user's server.
-        "LocalBackend": {"rest_api_port": 0},
+        "LocalBackend": {"rest_api_port": 0, "grpc_port": 0},
     }
     for section, values in sections.items():
         config[section] = {**config.get(section, {}), **values}
@@ -101,7 +101,7 @@ def service(modelserve_app: ModelServeApp) -> ServeService:
 @pytest.fixture
 def jupyter(tmp_path: Path) -> Iterator[JupyterProcess]:
     """A real `jupyter modelserve` process (not started yet) in its own Jupyter folders."""
-    server = JupyterProcess(tmp_path, {"LocalBackend": {"rest_api_port": 0}})
+    server = JupyterProcess(tmp_path, {"LocalBackend": {"rest_api_port": 0, "grpc_port": 0}})
     yield server
     server.stop()
     server.stop_model_server()

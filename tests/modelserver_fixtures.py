@@ -36,7 +36,9 @@ class ServerProcess:
     """The model server as a child process, with its stderr collected line by line."""
 
     def __init__(self, *flags: str) -> None:
-        command = [sys.executable, "-m", "jupyter_modelserve.modelserver", *flags]
+        # gRPC on a free port unless the test names one: tests never fight over 8500.
+        grpc = [] if any(flag.startswith("--port") for flag in flags) else ["--port=0"]
+        command = [sys.executable, "-m", "jupyter_modelserve.modelserver", *flags, *grpc]
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         )

@@ -34,7 +34,7 @@ def local_jupyter(tmp_path: Path, half_plus_two: Path) -> Iterator[tuple[Jupyter
     Its Jupyter folders are tmp_path's data/config/runtime, the ones pytest-jupyter's server
     uses too: both read one registry.
     """
-    local = JupyterProcess(tmp_path, {"LocalBackend": {"rest_api_port": 0}})
+    local = JupyterProcess(tmp_path, {"LocalBackend": {"rest_api_port": 0, "grpc_port": 0}})
     try:
         local.start()
         code, _ = local.call(

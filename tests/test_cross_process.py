@@ -47,7 +47,7 @@ class Kernel:
 
 @pytest.fixture
 def jupyter_and_kernel(tmp_path: Path) -> Iterator[tuple[JupyterProcess, Kernel]]:
-    jupyter = JupyterProcess(tmp_path, {"LocalBackend": {"rest_api_port": 0}})
+    jupyter = JupyterProcess(tmp_path, {"LocalBackend": {"rest_api_port": 0, "grpc_port": 0}})
     # The kernel runs this very Python, with the server's Jupyter folders: same config files.
     env = {**jupyter.env, "PYTHONPATH": str(Path(__file__).parents[1])}
     kernel = Kernel(env)

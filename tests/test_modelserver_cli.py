@@ -16,6 +16,7 @@ import requests
 from jupyter_modelserve.modelserver.flags import FlagError, parse_flags, request_policy
 from jupyter_modelserve.tfserving.model_config import render_model_config_list
 
+from .grpc_helpers import GRPC_LINE
 from .modelserver_fixtures import PORT_LINE, TIMEOUT, ServerProcess, config, state_of, wait_for
 from .tf_models import build_half_plus_two
 
@@ -56,11 +57,11 @@ def test_cli_serves_reloads_on_sighup_and_exits_cleanly(
     server = start(
         "--rest_api_port=0",
         f"--model_config_file={config_file}",
-        "--port=8500",
+        "--port=0",
         "--file_system_poll_wait_seconds=0",
     )
     url = f"http://127.0.0.1:{server.wait_for_line(PORT_LINE).group(1)}"
-    assert server.count("gRPC is not served") == 1
+    server.wait_for_line(GRPC_LINE)
     wait_for(lambda: state_of(url, "a", 1) == "AVAILABLE", what="a AVAILABLE")
     assert predict(url, "a").json() == {"predictions": [2.5, 3.0, 4.5]}
 
@@ -131,7 +132,7 @@ def test_cli_bad_config_file_exits_1(tmp_path: Path) -> None:
     command += ["--rest_api_port=0", f"--model_config_file={config_file}"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, check=False)
     assert done.returncode == 1
-    assert "missing a non-empty base_path" in done.stderr
+    assert "Expected model x to have an absolute path or URI" in done.stderr
 
 
 def test_parse_flags_accepts_both_spellings() -> None:
@@ -179,3 +180,42 @@ def test_allowed_hosts_and_body_limit_flags() -> None:
     assert "10.1.2.3" in bound.allowed_hosts and bound.allows("10.1.2.3")
     anywhere = request_policy(parse_flags(["--model_base_path=/m", "--rest_api_host=0.0.0.0"]))
     assert anywhere.allowed_hosts == ("127.0.0.1", "localhost", "::1")
+
+
+@pytest.mark.parametrize(
+    ("argv", "enabled"),
+    [
+        (["--enable_batching"], True),
+        (["--enable_batching=true"], True),
+        (["--enable_batching=0"], False),
+        ([], False),
+    ],
+)
+def test_enable_batching_is_a_gflags_bool(argv: list[str], enabled: bool) -> None:
+    # Given TF Serving's spellings of the flag (a bare one never takes the next argument)
+    flags = parse_flags([*argv, "--model_base_path=/m"])
+    # Then batching is on or off as gflags would read it, and the next flag still parsed
+    assert flags.enable_batching is enabled
+    assert flags.model_base_path == "/m"
+
+
+def test_a_bad_enable_batching_value_exits_2() -> None:
+    command = [sys.executable, "-m", "jupyter_modelserve.modelserver"]
+    command += ["--model_base_path=/m", "--enable_batching=maybe"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    assert done.returncode == 2
+    assert "flag '--enable_batching' is true or false, got 'maybe'" in done.stderr
+
+
+def test_unreadable_batching_parameters_exit_1_naming_the_file(tmp_path: Path) -> None:
+    # Given batching parameters that are not BatchingParameters text
+    parameters = tmp_path / "batching.config"
+    parameters.write_text("max_batch_size { value: -3 } nonsense")
+    command = [sys.executable, "-m", "jupyter_modelserve.modelserver", "--rest_api_port=0"]
+    command += ["--model_base_path=/m", "--enable_batching"]
+    command += [f"--batching_parameters_file={parameters}"]
+    # When the model server starts with batching on
+    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    # Then it refuses to start, naming the file
+    assert done.returncode == 1
+    assert f"Cannot read the batching parameters {parameters}" in done.stderr

@@ -34,15 +34,18 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 def folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[JupyterProcess]:
     """Isolated Jupyter folders, shared by the notebook's kernel and (when started) a server.
 
-    The JupyterProcess writes `{"LocalBackend": {"rest_api_port": 0}}` as the config file, so
-    the model server a kernel or the server starts picks a free port. Afterwards it stops the
-    Jupyter server (if started) and the model server, whichever process started it.
+    The JupyterProcess writes `{"LocalBackend": {"rest_api_port": 0, "grpc_port": 0}}` as the
+    config file, so the model server a kernel or the server starts picks free ports. Afterwards
+    it stops the Jupyter server (if started) and the model server, whichever process started
+    it.
     """
     # The kernel must be this venv's Python: ipykernel writes a "python3" spec with
     # sys.executable into the data folder, which then wins over the venv's own spec (its
     # "python" resolves to whichever Python launches the kernel).
     monkeypatch.setenv("JUPYTER_PREFER_ENV_PATH", "0")
-    jupyter = JupyterProcess(tmp_path, {"LocalBackend": {"rest_api_port": 0}})  # copies the env
+    jupyter = JupyterProcess(
+        tmp_path, {"LocalBackend": {"rest_api_port": 0, "grpc_port": 0}}
+    )  # copies the env
     for name in (*JUPYTER_FOLDERS, "JUPYTER_PLATFORM_DIRS"):
         monkeypatch.setenv(name, jupyter.env[name])
     (tmp_path / "tmp").mkdir()

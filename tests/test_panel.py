@@ -30,7 +30,7 @@ def local_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[S
     # Before building: the model server's state folder lives under the Jupyter data dir.
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))
     settings = ModelServeSettings(
-        config=Config({"LocalBackend": {"rest_api_port": 0}}),
+        config=Config({"LocalBackend": {"rest_api_port": 0, "grpc_port": 0}}),
         db_url=f"sqlite:///{tmp_path / 'r.db'}",
         artifact_root=str(tmp_path / "artifacts"),
     )

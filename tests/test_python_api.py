@@ -103,13 +103,16 @@ def test_delete_and_unregister_finish_the_lifecycle(local_api: Any, half_plus_tw
     local_api.register(half_plus_two, "simple")
     local_api.register(half_plus_two, "simple")
     first, second = local_api.serve("simple", 1), local_api.serve("simple", 2)
+    # (each with the address a TF Serving gRPC client dials)
+    assert first.grpc_url and first.grpc_url.startswith("127.0.0.1:")
+    assert first.grpc_url == second.grpc_url  # one model server serves both
 
     # When one is deleted through its Serve and the other through the API
     first.delete()
     local_api.delete("simple", 2)
 
     # Then the Serve says so, and nothing is served
-    assert first.state == "DELETED" and first.url is None
+    assert first.state == "DELETED" and first.url is None and first.grpc_url is None
     assert local_api.serves() == []
     with pytest.raises(local_api.NotFound):
         second.refresh()

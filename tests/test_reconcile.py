@@ -46,7 +46,9 @@ async def test_an_orphan_in_the_model_servers_config_is_removed_by_the_periodic_
 
     # When another process adds a model to the model server's config that no serve row wants
     # (a kernel that died between its apply and its row, say): its own backend, same folder
-    other = LocalBackend(data_dir=backend.dir.parent, state_dir=str(backend.dir), rest_api_port=0)
+    other = LocalBackend(
+        data_dir=backend.dir.parent, state_dir=str(backend.dir), rest_api_port=0, grpc_port=0
+    )
     other.apply(ServeSpec("orphan", 1, str(half_plus_two)))
     assert deployed(config_file) == {("simple", 1), ("orphan", 1)}
 

@@ -41,7 +41,7 @@ def kernel_in_subfolder(
     """A Jupyter server whose root_dir is tmp/root, and a kernel it started in root/sub."""
     root = tmp_path / "root"
     (root / "sub").mkdir(parents=True)
-    server = JupyterProcess(tmp_path, {"LocalBackend": {"rest_api_port": 0}})
+    server = JupyterProcess(tmp_path, {"LocalBackend": {"rest_api_port": 0, "grpc_port": 0}})
     server.start(f"--ServerApp.root_dir={root}")
     kernel_id = None
     client = BlockingKernelClient()

@@ -155,7 +155,7 @@ class RootedJupyter(JupyterProcess):
     """A `jupyter modelserve` process whose file browser root is `root_dir`, not its cwd."""
 
     def __init__(self, root: Path, root_dir: Path) -> None:
-        super().__init__(root, {"LocalBackend": {"rest_api_port": 0}})
+        super().__init__(root, {"LocalBackend": {"rest_api_port": 0, "grpc_port": 0}})
         self.root_dir = root_dir
 
     def start(self, *extra_args: str, timeout: float = 120) -> None:

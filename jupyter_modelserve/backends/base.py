@@ -77,6 +77,12 @@ class Backend(Protocol):
         """The TF-Serving predict URL at which `spec` answers once AVAILABLE."""
         ...
 
+    def grpc_address(self, spec: ServeSpec) -> str | None:
+        """`host:port` of TF Serving's gRPC API serving `spec`; None while none is known.
+
+        Cheap (no network): lists ask it once per row."""
+        ...
+
     def endpoint(self, spec: ServeSpec) -> str:
         """Scheme, host and port where the Jupyter server reaches `spec`'s TF Serving REST API."""
         ...

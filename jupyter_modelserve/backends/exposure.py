@@ -59,6 +59,12 @@ def cluster_endpoint(spec: ServeSpec, settings: ClusterSettings) -> str:
     return f"http://{object_name(spec, settings)}.{settings.namespace}.svc:{REST_PORT}"
 
 
+def grpc_address(spec: ServeSpec, settings: ClusterSettings) -> str:
+    """The Service's in-cluster gRPC address, `host:port` as gRPC clients take it. gRPC is not
+    routed by the Ingress (HTTP paths of the REST API only): clients reach it in the cluster."""
+    return f"{object_name(spec, settings)}.{settings.namespace}.svc:{GRPC_PORT}"
+
+
 def check_service_type(settings: ClusterSettings) -> None:
     """InvalidInput unless the Service type is known, and allowed when it exposes TF Serving."""
     kind = settings.service_type

@@ -77,6 +77,9 @@ class KubernetesBackend(KubernetesSettings):
     def endpoint(self, spec: ServeSpec) -> str:
         return exposure.cluster_endpoint(spec, self.settings)
 
+    def grpc_address(self, spec: ServeSpec) -> str | None:
+        return exposure.grpc_address(spec, self.settings)
+
     def apply(self, spec: ServeSpec) -> None:
         self._apply(spec, self._apply_settings())
 

@@ -31,11 +31,13 @@ from traitlets.config import LoggingConfigurable
 from ..errors import BackendUnavailable, InvalidInput
 from .base import Key, Observation, Observed, ServeSpec
 from .local_config import ModelsConfigFile, with_version, without_version
+from .local_ports import PortSetting, choose_port
 from .local_status import observation, serves, status_call
-from .process import HOST, free_port, is_our_server, port_in_use, terminate, wait_until_free
+from .process import HOST, is_our_server, terminate
 
 BUILTIN = "builtin"
 DEFAULT_REST_PORT = 8501  # TF Serving's
+DEFAULT_GRPC_PORT = 8500  # TF Serving's
 # What may reach the model server's config file and URLs: the registry's own name rule. The
 # front doors check it too; this is the last line before a name is written into a file.
 _SAFE_NAME = re.compile(r"[0-9A-Za-z](?:[0-9A-Za-z_-]*[0-9A-Za-z])?")
@@ -58,6 +60,14 @@ class LocalBackend(LoggingConfigurable):
         help="REST port of the model server on 127.0.0.1; 0 picks a free port at start. Left at "
         "its default, a port taken by another program (a second user's server) is replaced by "
         "a free one, kept for this data folder; a port set explicitly is used or refused.",
+    )
+    grpc_port = Int(
+        DEFAULT_GRPC_PORT,
+        config=True,
+        help="gRPC port (TF Serving's gRPC API) of the model server on 127.0.0.1; 0 picks a "
+        "free port at start. Chosen as rest_api_port is: a default port taken by another "
+        "program gives way to a free one kept for this data folder; an explicit one is used or "
+        "refused.",
     )
     server_command = List(
         Unicode(),
@@ -113,13 +123,19 @@ class LocalBackend(LoggingConfigurable):
         self.log_file = self.dir / "server.log"
         self._lock = FileLock(str(self.dir / "server.lock"), timeout=120)
         self._children: list[subprocess.Popen[bytes]] = []
+        self._grpc_seen: tuple[tuple[int, int, int] | None, int | None] = (None, None)
 
     _port_explicit = False
+    _grpc_port_explicit = False
 
     @observe("rest_api_port")
     def _remember_explicit_port(self, change: Any) -> None:
         # Only a value that came from config or code fires this; the default does not.
         self._port_explicit = True
+
+    @observe("grpc_port")
+    def _remember_explicit_grpc_port(self, change: Any) -> None:
+        self._grpc_port_explicit = True
 
     # -- Backend protocol --------------------------------------------------------------------
 
@@ -135,6 +151,20 @@ class LocalBackend(LoggingConfigurable):
 
     def url_for(self, spec: ServeSpec) -> str:
         return f"{self.endpoint(spec)}/v1/models/{spec.name}/versions/{spec.version}:predict"
+
+    def grpc_address(self, spec: ServeSpec) -> str | None:
+        """host:port of the model server's gRPC API (it serves every local serve); None before
+        a server was ever started here. Read from server.json, re-parsed only when it changes:
+        lists ask once per row."""
+        try:
+            stat = self.info_file.stat()
+        except FileNotFoundError:
+            return None
+        key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        if self._grpc_seen[0] != key:
+            self._grpc_seen = (key, self._last_port("grpc_port"))
+        port = self._grpc_seen[1]
+        return f"{HOST}:{port}" if port else None
 
     def use_registry_identity(self, identity: str) -> None:
         """Nothing to tell apart: one data folder, one model server, one registry."""
@@ -277,7 +307,7 @@ class LocalBackend(LoggingConfigurable):
         info = self._running_info()
         if info is not None:
             return info, False
-        port = self._port_to_start_on()
+        port, grpc_port = self._ports_to_start_on()
         command, kind = self._command()
         if shutil.which(command[0]) is None:  # nohup would hide this until the server's log
             raise BackendUnavailable(
@@ -294,7 +324,7 @@ class LocalBackend(LoggingConfigurable):
         if nice and self.niceness:
             command = [nice, "-n", str(self.niceness), *command]
         command += [
-            f"--port={free_port()}",
+            f"--port={grpc_port}",
             f"--rest_api_port={port}",
             *(
                 [f"--rest_api_allowed_hosts={','.join(self.allowed_hosts)}"]
@@ -322,46 +352,31 @@ class LocalBackend(LoggingConfigurable):
                     "check c.LocalBackend.server_command"
                 ) from None
         self._children.append(process)
-        info = {"pid": process.pid, "port": port, "kind": kind, "command": command}
+        info = {
+            "pid": process.pid,
+            "port": port,
+            "grpc_port": grpc_port,
+            "kind": kind,
+            "command": command,
+        }
         self.info_file.write_text(json.dumps(info))
         self.log.info("Started model server %s (pid %s) on %s:%s", kind, process.pid, HOST, port)
         return info, True
 
-    def _last_port(self) -> int | None:
+    def _last_port(self, key: str = "port") -> int | None:
         try:
-            return int(json.loads(self.info_file.read_text())["port"])
+            return int(json.loads(self.info_file.read_text())[key])
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             return None
 
-    def _port_to_start_on(self) -> int:
-        """The port a (re)started server binds: the last one when possible, so urls stay valid.
-
-        After a crash the dead process's socket may take a moment to close: wait for it rather
-        than move. A port set explicitly is used or refused; the default 8501, when another
-        program (a second user's server) has it, gives way to a free port kept for this folder.
-        """
-        last = self._last_port()
-        if self._port_explicit and self.rest_api_port:
-            if last == self.rest_api_port:
-                wait_until_free(last, self.port_release_timeout)
-            if port_in_use(self.rest_api_port):
-                raise BackendUnavailable(
-                    f"port {self.rest_api_port} on {HOST} is in use by another program, so the "
-                    "model server cannot start; set c.LocalBackend.rest_api_port to a free port "
-                    "(or 0 to pick one)"
-                )
-            return int(self.rest_api_port)
-        for port in dict.fromkeys(p for p in (last, self.rest_api_port) if p):
-            if port == last and wait_until_free(port, self.port_release_timeout):
-                return port
-            if not port_in_use(port):
-                return port
-        port = free_port()
-        if self.rest_api_port:
-            self.log.info(
-                "Port %s on %s is taken: the model server uses %s", self.rest_api_port, HOST, port
-            )
-        return port
+    def _ports_to_start_on(self) -> tuple[int, int]:
+        """(REST, gRPC) ports for a (re)started server: see local_ports.choose_port."""
+        rest = PortSetting(self.rest_api_port, self._port_explicit, "c.LocalBackend.rest_api_port")
+        grpc = PortSetting(self.grpc_port, self._grpc_port_explicit, "c.LocalBackend.grpc_port")
+        timeout = self.port_release_timeout
+        rest_port = choose_port(rest, self._last_port(), timeout, self.log)
+        grpc_port = choose_port(grpc, self._last_port("grpc_port"), timeout, self.log, {rest_port})
+        return rest_port, grpc_port
 
     def _last_log_line(self) -> str:
         try:

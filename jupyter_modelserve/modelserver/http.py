@@ -120,21 +120,32 @@ def _log_request(handler: tornado.web.RequestHandler) -> None:
 
 
 def make_app(
-    manager: ModelManager, executor: Executor | None = None, policy: RequestPolicy | None = None
+    manager: ModelManager,
+    executor: Executor | None = None,
+    policy: RequestPolicy | None = None,
+    api: Api | None = None,
 ) -> tornado.web.Application:
-    """The REST application; `executor` runs predictions (default: one thread per CPU)."""
+    """The REST application; `executor` runs predictions (default: one thread per CPU); `api`
+    is given when another front end (gRPC) shares its metrics."""
     if executor is None:
         executor = ThreadPoolExecutor(os.cpu_count() or 4, thread_name_prefix="modelserver-rest")
-    handler_args = {"api": Api(manager), "executor": executor, "policy": policy or RequestPolicy()}
+    handler_args = {
+        "api": api or Api(manager),
+        "executor": executor,
+        "policy": policy or RequestPolicy(),
+    }
     return tornado.web.Application([(r".*", RestHandler, handler_args)], log_function=_log_request)
 
 
 def make_server(
-    manager: ModelManager, executor: Executor | None = None, policy: RequestPolicy | None = None
+    manager: ModelManager,
+    executor: Executor | None = None,
+    policy: RequestPolicy | None = None,
+    api: Api | None = None,
 ) -> tornado.httpserver.HTTPServer:
     """An HTTP server for `make_app`, with the body limit as its hard stop."""
     policy = policy or RequestPolicy()
     return tornado.httpserver.HTTPServer(
-        make_app(manager, executor, policy),
+        make_app(manager, executor, policy, api),
         max_body_size=policy.max_body_bytes + HARD_STOP_MARGIN,
     )

@@ -6,9 +6,10 @@ for TF Serving reads this server unchanged:
 
 - `:tensorflow:serving:request_count{model_name, status}`, a counter of every request, with the
   gRPC code name ("OK", "NOT_FOUND"...) as its status;
-- `:tensorflow:serving:request_latency{model_name, API, entrypoint="REST"}`, a histogram of the
+- `:tensorflow:serving:request_latency{model_name, API, entrypoint}`, a histogram of the
   wall time of the *successful* requests (TF Serving records no latency for a failed one), in
-  microseconds, with buckets 10 * 1.8**i for i < 33 (about 20 minutes) and +Inf.
+  microseconds, with buckets 10 * 1.8**i for i < 33 (about 20 minutes) and +Inf; `entrypoint`
+  is "REST" or "GRPC", the front end the request came through.
 
 Both carry one more label, `version`: TF Serving counts per model name only, but here each
 registered version is its own serve, and one server serves many versions of a model, so only a
@@ -58,7 +59,7 @@ _LINE_BYTES = len(REQUEST_LATENCY) + 64
 _LATENCY_LINES = len(BUCKET_LIMITS) + 3  # the buckets, +Inf, _sum and _count
 
 CountKey = tuple[str, str, str, str]  # model_name, version, API, status
-LatencyKey = tuple[str, str, str]  # model_name, version, API
+LatencyKey = tuple[str, str, str, str]  # model_name, version, API, entrypoint
 
 
 class _Histogram:
@@ -78,11 +79,19 @@ class Metrics:
         self._latency: dict[LatencyKey, _Histogram] = {}
         self._bytes = 0  # what the series admitted so far render to, at most
 
-    def record(self, name: str, version: str, api: str, status: str, micros: float) -> None:
+    def record(
+        self,
+        name: str,
+        version: str,
+        api: str,
+        status: str,
+        micros: float,
+        entrypoint: str = "REST",
+    ) -> None:
         """Count one request; its latency too when it succeeded. `version` is "" if unknown.
 
-        `api` and `status` come from the server's own fixed sets; `name` and `version` from the
-        request's path, so they are bounded here.
+        `api`, `status` and `entrypoint` come from the server's own fixed sets; `name` and
+        `version` from the request's path, so they are bounded here.
         """
         # The bucket is found outside the lock: only the adds are serialised.
         bucket = bisect_left(BUCKET_LIMITS, micros) if status == "OK" else -1
@@ -97,11 +106,11 @@ class Metrics:
             self._counts[key] = self._counts.get(key, 0) + 1
             if bucket < 0:
                 return
-            series: LatencyKey = (name, version, api)
+            series: LatencyKey = (name, version, api, entrypoint)
             if series not in self._latency and not self._admit(
-                series, len(self._latency), _LATENCY_LINES, _labels(API=api, entrypoint="REST")
+                series, len(self._latency), _LATENCY_LINES, _labels(API=api, entrypoint=entrypoint)
             ):
-                series = (OVERFLOW, "", api)
+                series = (OVERFLOW, "", api, entrypoint)
             histogram = self._latency.get(series)
             if histogram is None:
                 histogram = self._latency[series] = _Histogram()
@@ -135,8 +144,8 @@ class Metrics:
             labels = _labels(model_name=name, status=status, API=api, version=version)
             lines.append(f"{REQUEST_COUNT}{{{labels}}} {count}")
         lines.append(f"# TYPE {REQUEST_LATENCY} histogram")
-        for (name, version, api), buckets, total in latency:
-            labels = _labels(model_name=name, API=api, entrypoint="REST", version=version)
+        for (name, version, api, entrypoint), buckets, total in latency:
+            labels = _labels(model_name=name, API=api, entrypoint=entrypoint, version=version)
             cumulative = 0
             for index, count in enumerate(buckets):
                 cumulative += count

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import ServingError, invalid
-from .jsonbody import parse_object
+from .jsonbody import dumps, parse_object
 from .logs import log
 from .manager import ModelManager
 from .metrics import Metrics
@@ -87,7 +87,7 @@ class Api:
         status, code = 200, "OK"
         try:
             call = route(method, path)
-            payload = json.dumps(self.dispatch(call, body, served)).encode("utf-8")
+            payload = dumps(self.dispatch(call, body, served))
         except ServingError as error:
             status, code = error.http_status, error.code
             payload = json.dumps({"error": error.message}).encode("utf-8")

@@ -8,6 +8,7 @@ waits for the import only when it needs TensorFlow.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import signal
@@ -15,15 +16,22 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+import tornado.httpserver
 import tornado.netutil
+import tornado.web
 
-from ..tfserving.model_config import ModelConfig, parse_model_config_list
+from ..tfserving.model_config import ModelConfig
+from .config_proto import read_model_server_config
 from .flags import USAGE, FlagError, Flags, parse_flags, request_policy
+from .grpc_listen import listen
 from .http import make_server
 from .logs import log, setup_logging
 from .manager import ModelManager
-from .tfimport import start_background_import
+from .metrics import Metrics
+from .routes import Api
+from .tfimport import import_tensorflow, start_background_import
 
 
 def read_configs(flags: Flags) -> list[ModelConfig]:
@@ -31,8 +39,7 @@ def read_configs(flags: Flags) -> list[ModelConfig]:
     if not flags.model_config_file:
         base_path = os.path.abspath(flags.model_base_path)
         return [ModelConfig(name=flags.model_name, base_path=base_path)]
-    with open(flags.model_config_file, encoding="utf-8") as f:
-        return parse_model_config_list(f.read())
+    return read_model_server_config(flags.model_config_file)
 
 
 class Watcher(threading.Thread):
@@ -92,7 +99,8 @@ async def _serve(
     threads = flags.rest_api_num_threads or os.cpu_count() or 4
     executor = ThreadPoolExecutor(threads, thread_name_prefix="modelserver-rest")
     sockets = tornado.netutil.bind_sockets(flags.rest_api_port, address=flags.rest_api_host)
-    server = make_server(manager, executor, request_policy(flags))
+    api = Api(manager)  # one for both front ends: one scrape shows REST and gRPC calls
+    server = make_server(manager, executor, request_policy(flags), api)
     server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
     # The backend reads the port from this line, which matches TF Serving's own. The port is
@@ -106,9 +114,47 @@ async def _serve(
     loop.add_signal_handler(signal.SIGINT, stop.set)
     manager.apply_config(configs)
     watcher.start()
+    grpc_server = _listen_grpc(flags)
+    if grpc_server is not None:
+        started = _start_grpc(grpc_server, flags, manager, executor, api.metrics)
+        grpc_task = asyncio.create_task(started)
     await stop.wait()
     log.info("Shutting down the model server")
     server.stop()
+    if grpc_server is not None:
+        grpc_task.cancel()
+        await grpc_server.stop(0.5)
+
+
+def _listen_grpc(flags: Flags) -> Any:
+    """The bound, not yet started gRPC server on --port; None when the port cannot be bound
+    (logged: REST goes on alone, as a REST-only server is more use than none)."""
+    try:
+        server, port = listen(flags.rest_api_host, flags.port, flags.rest_api_max_body_bytes)
+    except OSError as error:
+        log.error("Not serving gRPC on %s:%d: %s", flags.rest_api_host, flags.port, error)
+        return None
+    # TF Serving's own line; the backend and tests read the port from it. The port is held from
+    # now on; calls are answered once TensorFlow is imported and the services started.
+    log.info("Running gRPC ModelServer at %s:%d ...", flags.rest_api_host, port)
+    return server
+
+
+async def _start_grpc(
+    server: Any, flags: Flags, manager: ModelManager, executor: ThreadPoolExecutor, metrics: Metrics
+) -> None:
+    """Start the services once TensorFlow is imported (TF Serving's protos import it): REST and
+    model loading never wait for this."""
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.run_in_executor(executor, import_tensorflow)
+        services = await loop.run_in_executor(
+            executor, importlib.import_module, "jupyter_modelserve.modelserver.grpc_server"
+        )
+        await services.serve(server, manager, executor, metrics, flags.rest_api_max_body_bytes)
+    except Exception:  # TF or tensorflow-serving-api missing or broken: REST goes on
+        log.exception("Cannot start the gRPC services: not serving gRPC")
+        await server.stop(0)
 
 
 def main(argv: list[str] | None = None, reload_requested: threading.Event | None = None) -> int:
@@ -133,10 +179,10 @@ def main(argv: list[str] | None = None, reload_requested: threading.Event | None
     except (OSError, ValueError) as error:
         log.error("Cannot read the model config %s: %s", flags.model_config_file, error)
         return 1
-    if flags.port:
-        log.info("gRPC is not served by the built-in model server: ignoring --port=%d", flags.port)
     if flags.model_config_file and flags.model_base_path:
         log.warning("--model_config_file is given: ignoring --model_name/--model_base_path")
+    if not _start_batching(flags):
+        return 1
 
     manager = ModelManager()
     watcher = Watcher(flags, manager, reload_requested)
@@ -146,6 +192,27 @@ def main(argv: list[str] | None = None, reload_requested: threading.Event | None
         log.error("Cannot listen on %s:%d: %s", flags.rest_api_host, flags.rest_api_port, error)
         return 1
     return 0
+
+
+def _start_batching(flags: Flags) -> bool:
+    """Turn on TF Serving-style batching when asked; False when its parameters are unusable."""
+    if not flags.enable_batching:
+        if flags.batching_parameters_file:
+            log.warning(
+                "--batching_parameters_file is given without --enable_batching: not batching"
+            )
+        return True
+    from .batching import enable
+    from .batching_config import read_batching_parameters
+
+    try:
+        enable(read_batching_parameters(flags.batching_parameters_file))
+    except (OSError, ValueError) as error:
+        log.error(
+            "Cannot read the batching parameters %s: %s", flags.batching_parameters_file, error
+        )
+        return False
+    return True
 
 
 def run(reload_requested: threading.Event | None = None) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .errors import invalid
-from .jsonbody import preview
+from .jsonbody import NumpyJson, preview
 
 # numpy arrays have at most 64 dimensions; a deeper list is no tensor this server can build.
 MAX_RANK = 64
@@ -230,21 +230,51 @@ def to_json(array: np.ndarray, name: str) -> Any:
     return array.tolist()
 
 
+# dtypes orjson writes straight from an array's memory, as TF Serving prints them.
+_DIRECT_KINDS = frozenset("biu")
+_DIRECT_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _direct(array: np.ndarray) -> bool:
+    """True when orjson may write `array` itself: no Python value per element is needed."""
+    if array.ndim == 0:
+        return False  # orjson writes arrays, not 0-d scalars
+    if array.dtype.kind in _DIRECT_KINDS:
+        return array.dtype.itemsize <= 8
+    # NaN and infinities must print as TF Serving prints them, which orjson does not.
+    return array.dtype in _DIRECT_FLOATS and bool(np.isfinite(array).all())
+
+
 def predict_response(outputs: Mapping[str, np.ndarray], row_form: bool) -> dict[str, Any]:
-    """Build `{"predictions": ...}` (row form) or `{"outputs": ...}` (columnar form)."""
+    """Build `{"predictions": ...}` (row form) or `{"outputs": ...}` (columnar form).
+
+    When every output can be written by orjson from the array itself, the answer is a
+    `NumpyJson` holding the arrays; otherwise plain JSON values.
+    """
     names = sorted(outputs)
+    if row_form:
+        sizes = {n: (outputs[n].shape[0] if outputs[n].ndim else None) for n in names}
+        if None in sizes.values() or len(set(sizes.values())) > 1:
+            raise invalid(
+                "Output tensors do not all have the same size of 0th dimension, so they cannot "
+                f"be returned as rows ({sizes}); use the columnar 'inputs' form"
+            )
+    if (len(names) == 1 or not row_form) and all(_direct(outputs[n]) for n in names):
+        arrays = {n: np.ascontiguousarray(outputs[n]) for n in names}
+        key = "predictions" if row_form else "outputs"
+        return NumpyJson({key: arrays[names[0]] if len(names) == 1 else arrays})
+    return _plain_response(outputs, names, row_form)
+
+
+def _plain_response(
+    outputs: Mapping[str, np.ndarray], names: list[str], row_form: bool
+) -> dict[str, Any]:
     if not row_form:
         if len(names) == 1:
             return {"outputs": to_json(outputs[names[0]], names[0])}
         return {"outputs": {n: to_json(outputs[n], n) for n in names}}
-    sizes = {n: (outputs[n].shape[0] if outputs[n].ndim else None) for n in names}
-    if None in sizes.values() or len(set(sizes.values())) > 1:
-        raise invalid(
-            "Output tensors do not all have the same size of 0th dimension, so they cannot be "
-            f"returned as rows ({sizes}); use the columnar 'inputs' form"
-        )
     if len(names) == 1:
         return {"predictions": to_json(outputs[names[0]], names[0])}
     columns = {n: to_json(outputs[n], n) for n in names}
-    count = next(iter(sizes.values())) or 0
+    count = outputs[names[0]].shape[0]
     return {"predictions": [{n: columns[n][i] for n in names} for i in range(count)]}

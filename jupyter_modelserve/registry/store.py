@@ -10,7 +10,7 @@ import getpass
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Engine, Select, and_, delete, func, select, update
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
@@ -289,7 +289,7 @@ class RegistryStore:
                     orm.Serve.model_name == name, orm.Serve.model_version == version
                 )
             ).first()
-            return serve_record(found[0], found[1]) if found else None
+            return serve_record(cast(Any, found), found.source) if found else None
 
     def list_serves(
         self, backend: str | None = None, limit: int | None = None, offset: int = 0
@@ -300,7 +300,7 @@ class RegistryStore:
             query = query.where(orm.Serve.backend == backend)
         with self._session() as session:
             rows = session.execute(_page(query, limit, offset))
-            return [serve_record(serve, source) for serve, source in rows]
+            return [serve_record(cast(Any, row), row.source) for row in rows]
 
     def insert_serve(
         self, name: str, version: int, backend: str, url: str | None
@@ -434,8 +434,9 @@ class RegistryStore:
     def _versions(
         session: Session, name: str, limit: int | None = None, offset: int = 0
     ) -> list[ModelVersionView]:
-        query = select(orm.ModelVersion).where(orm.ModelVersion.name == name)
-        rows = list(session.scalars(_page(query.order_by(orm.ModelVersion.version), limit, offset)))
+        # Plain rows, not ORM objects: a page of 1,000 versions builds no identity map.
+        query = select(*orm.ModelVersion.__table__.columns).where(orm.ModelVersion.name == name)
+        rows = list(session.execute(_page(query.order_by(orm.ModelVersion.version), limit, offset)))
         tags = tags_by_key(
             session.execute(
                 select(orm.ModelVersionTag.version, orm.ModelVersionTag.tag)
@@ -446,7 +447,8 @@ class RegistryStore:
                 .order_by(orm.ModelVersionTag.tag)
             )
         )
-        return [version_view(row, tags.get((row.version,), [])) for row in rows]
+        # A Row has the ORM object's attribute names: the view builders read either.
+        return [version_view(cast(Any, row), tags.get((row.version,), [])) for row in rows]
 
 
 def _page(query: SelectT, limit: int | None, offset: int) -> SelectT:
@@ -457,7 +459,8 @@ def _page(query: SelectT, limit: int | None, offset: int) -> SelectT:
 
 def _serves_query() -> Any:  # Select[Serve, str]; spelled differently in SQLAlchemy 2.0
     """Serve rows with their version's source: one join instead of one query per row."""
-    return select(orm.Serve, orm.ModelVersion.source).join(
+    # Plain rows, not ORM objects: a list of 1,000 serves builds no identity map.
+    return select(*orm.Serve.__table__.columns, orm.ModelVersion.source).join(
         orm.ModelVersion,
         and_(
             orm.ModelVersion.name == orm.Serve.model_name,

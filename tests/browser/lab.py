@@ -78,7 +78,7 @@ class LabProcess:
         config = {
             "ServerApp": {"jpserver_extensions": {"jupyter_modelserve": True}},
             "IdentityProvider": {"token": self._token},
-            "LocalBackend": {"rest_api_port": 0},  # never fight over 8501
+            "LocalBackend": {"rest_api_port": 0, "grpc_port": 0},  # never fight over 8501
             "ModelServeApp": {"demo": True},  # registers `simple` 1 = half_plus_two
         }
         config_file = self.config_dir / "jupyter_server_config.json"

@@ -190,7 +190,7 @@ def make_jupyter(tmp_path: Path) -> Iterator[Callable[..., Jupyter]]:
 @pytest.fixture
 def simple_server(make_jupyter: Callable[..., Jupyter], half_plus_two: Path) -> Jupyter:
     """A real `jupyter modelserve` (a free model server port) with `simple` 1 registered."""
-    jupyter = make_jupyter({"LocalBackend": {"rest_api_port": 0}})
+    jupyter = make_jupyter({"LocalBackend": {"rest_api_port": 0, "grpc_port": 0}})
     jupyter.start()
     register(jupyter, "simple", half_plus_two)
     return jupyter

@@ -21,7 +21,7 @@ from .databases import KINDS, fresh_database
 
 # The periodic reconcile runs every few seconds, so it races the requests below as well.
 MODELSERVE = {"reconcile_interval": 3}
-CONFIG = {"LocalBackend": {"rest_api_port": 0}}
+CONFIG = {"LocalBackend": {"rest_api_port": 0, "grpc_port": 0}}
 PING_P99_SECONDS = 0.050
 MIN_PINGS = 200  # a p99 of fewer samples says little
 ARRIVAL_SPACING = 0.003  # 50 requests arrive within 150 ms (see at_once)

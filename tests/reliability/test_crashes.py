@@ -125,7 +125,7 @@ def test_a_jupyter_server_killed_mid_work_restarts_with_nothing_half_made(
     make_jupyter: Callable[..., Jupyter], half_plus_two: Path, big_saved_model: Path
 ) -> None:
     # Given 8 registered versions, 1-4 AVAILABLE
-    server = make_jupyter({"LocalBackend": {"rest_api_port": 0}})
+    server = make_jupyter({"LocalBackend": {"rest_api_port": 0, "grpc_port": 0}})
     server.start()
     for _ in range(8):
         register(server, "crash", half_plus_two)
@@ -290,7 +290,7 @@ def test_a_hung_model_server_is_reported_within_a_deadline_and_recovers(
 ) -> None:
     # Given 10 serves AVAILABLE (a list that asked the model server once per serve, 5 s each,
     # would take 50 s)
-    server = make_jupyter({"LocalBackend": {"rest_api_port": 0}})
+    server = make_jupyter({"LocalBackend": {"rest_api_port": 0, "grpc_port": 0}})
     server.start()
     for version in range(1, 11):
         register(server, "hung", half_plus_two)

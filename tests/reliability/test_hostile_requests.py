@@ -75,7 +75,9 @@ PATH_BODIES = {"PATCH": {"description": "x"}, "POST": {"instances": [1.0]}}
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, half_plus_two: Path) -> Iterator[Jupyter]:
     """One server for the module's tests, which leave its registry and serves as they found them."""
-    jupyter = Jupyter(tmp_path_factory.mktemp("hostile"), {"LocalBackend": {"rest_api_port": 0}})
+    jupyter = Jupyter(
+        tmp_path_factory.mktemp("hostile"), {"LocalBackend": {"rest_api_port": 0, "grpc_port": 0}}
+    )
     jupyter.start()
     register(jupyter, "simple", half_plus_two)
     yield jupyter
@@ -279,7 +281,7 @@ def test_big_bodies_under_a_raised_cap_are_parsed_off_the_event_loop(
     # Given a server that accepts 32 MB control bodies (and 1 MB predict bodies)
     server = make_jupyter(
         {
-            "LocalBackend": {"rest_api_port": 0},
+            "LocalBackend": {"rest_api_port": 0, "grpc_port": 0},
             "ModelServeApp": {"max_request_bytes": 32 * 1024**2, "max_predict_bytes": 1024**2},
         },
         name="raised-cap",
@@ -368,7 +370,7 @@ def test_bad_proxy_paths_answer_in_tf_servings_form(server: Jupyter) -> None:
 @pytest.fixture
 def jp_server_config() -> dict[str, Any]:
     # A stopped model server answers no status call: each read then costs 0.3 s, not 5 s.
-    return server_config(LocalBackend={"rest_api_port": 0, "status_timeout": 0.3})
+    return server_config(LocalBackend={"rest_api_port": 0, "grpc_port": 0, "status_timeout": 0.3})
 
 
 @pytest.fixture

@@ -33,7 +33,10 @@ def services(tmp_path: Path) -> Iterator[Services]:
         service = ServeService(
             store=RegistryStore(f"sqlite:///{tmp_path / 'registry.db'}"),
             backend=LocalBackend(
-                data_dir=tmp_path / "data", artifact_root=tmp_path / "artifacts", rest_api_port=0
+                data_dir=tmp_path / "data",
+                artifact_root=tmp_path / "artifacts",
+                rest_api_port=0,
+                grpc_port=0,
             ),
             artifact_root=tmp_path / "artifacts",
             reconcile_interval=30.0,

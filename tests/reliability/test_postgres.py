@@ -88,7 +88,10 @@ def api(api: Api) -> Api:
 @pytest.fixture
 def jupyter(tmp_path: Path, postgres_db_url: str) -> Iterator[JupyterProcess]:
     """The suite's `jupyter modelserve` process, with its registry on PostgreSQL."""
-    config = {"LocalBackend": {"rest_api_port": 0}, "ModelServeApp": {"db_url": postgres_db_url}}
+    config = {
+        "LocalBackend": {"rest_api_port": 0, "grpc_port": 0},
+        "ModelServeApp": {"db_url": postgres_db_url},
+    }
     server = Jupyter(tmp_path, config)
     yield server
     server.stop()

@@ -53,7 +53,7 @@ RUN = settings(
 @pytest.fixture
 def server(tmp_path: Path, half_plus_two: Path) -> Iterator[Jupyter]:
     """A real `jupyter modelserve` with `simple` version 1 registered and served."""
-    jupyter = Jupyter(tmp_path / "jupyter", {"LocalBackend": {"rest_api_port": 0}})
+    jupyter = Jupyter(tmp_path / "jupyter", {"LocalBackend": {"rest_api_port": 0, "grpc_port": 0}})
     try:
         jupyter.start()
         register(jupyter, "simple", half_plus_two)
