@@ -310,30 +310,95 @@ def test_a_serve_the_cache_has_not_seen_yet_is_read_from_the_server(
         backend.close()
 
 
+class _Gone:
+    """A loopback API server for the 410 case: a watch from resourceVersion 1 is answered the way
+    kube-apiserver answers a resourceVersion it has forgotten (an ERROR event with a 410
+    Status), lists answer one Pod at resourceVersion 5, and later watches stay open and quiet.
+    (Against the real control plane, whether "1" is forgotten depends on etcd's compaction,
+    which a freshly started cluster has not done yet.)"""
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        self.closing = threading.Event()
+        gone = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                gone.requests.append(self.path)
+                if "watch=" in self.path:
+                    self._watch()
+                else:
+                    self._list()
+
+            def _watch(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                if "resourceVersion=1&" in self.path or self.path.endswith("resourceVersion=1"):
+                    status = {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                              "message": "too old resource version: 1 (5)", "reason": "Expired",
+                              "code": 410}  # fmt: skip
+                    line = json.dumps({"type": "ERROR", "object": status}) + "\n"
+                    self.wfile.write(line.encode())
+                    return
+                gone.closing.wait(30)  # a watch with nothing to say
+
+            def _list(self) -> None:
+                kind = self.path.split("?")[0].rsplit("/", 1)[-1]
+                items = []
+                if kind == "pods":
+                    items = [{"metadata": {"name": "p", "namespace": "ns",
+                                           "resourceVersion": "5"}}]  # fmt: skip
+                body = json.dumps(
+                    {"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": "5"},
+                     "items": items}
+                ).encode()  # fmt: skip
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.closing.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def test_a_watch_told_410_gone_lists_again(
-    kube_cluster: KubeCluster, kube_namespace: str, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from kubernetes import client
-
-    # Given a Pod of ours in the namespace
-    api = KubeApi(kube_namespace, str(kube_cluster.kubeconfig), 5.0)
-    selector = "app.kubernetes.io/managed-by=jupyter-modelserve,modelserve/instance=k6"
-    pod = {
-        "metadata": {"name": "p", "labels": {"app.kubernetes.io/managed-by": "jupyter-modelserve",
-                                             "modelserve/instance": "k6"}},
-        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    # Given an API server that has forgotten resourceVersion 1
+    gone = _Gone()
+    config = {
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "c",
+                      "cluster": {"server": f"http://127.0.0.1:{gone.server.server_port}"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "x",
     }  # fmt: skip
-    client.CoreV1Api(api.api_client()).create_namespaced_pod(kube_namespace, pod)
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(config))
+    api = KubeApi("ns", str(tmp_path / "kubeconfig"), 5.0)
+    caplog.set_level(logging.WARNING, logger="jupyter_modelserve.backends.kubecache")
 
-    # When a cache resumes its watches from a resourceVersion the server has forgotten
-    cache = KubeCache(api, selector).start(resume_from="1")
+    # When a cache resumes its watches from resourceVersion 1
+    cache = KubeCache(api, "modelserve/instance=k6").start(resume_from="1")
     try:
-        # Then the server's 410 Gone makes it list again, and it sees the Pod
-        caplog.set_level(logging.WARNING, logger="jupyter_modelserve.backends.kubecache")
+        # Then the 410 makes it list again, and it sees the Pod
         pods = wait_for(lambda: cache.items("Pod"), timeout=30.0, what="the relisted Pods")
         assert [p.metadata.name for p in pods] == ["p"]
+        assert any("/pods?" in r and "watch=" not in r for r in gone.requests)
         # And at once, not as a failure (which would log and pause before listing again)
         assert [r.getMessage() for r in caplog.records if "failed" in r.getMessage()] == []
     finally:
         cache.close()
         api.close()
+        gone.close()
