@@ -31,6 +31,7 @@ from .conftest import SEED_BODY, Api
 from .kube.counting import counting
 from .kube.fixtures import KubeCluster, wait_for
 from .kube.kubelet import StandInKubelet
+from .kube.loopback import loopback_kubeconfig
 from .kube.serves import post_until_available
 from .test_kubernetes_backend import RBAC, jp_server_config, kubeconfig  # noqa: F401
 
@@ -77,18 +78,7 @@ def scripted(tmp_path: Path) -> Iterator[tuple[_Script, Path]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {"name": "c", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}
-        ],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-        "current-context": "x",
-    }
-    path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump(config))
+    path = loopback_kubeconfig(tmp_path / "kubeconfig", server.server_port)
     try:
         yield script, path
     finally:
@@ -377,15 +367,7 @@ def test_a_watch_told_410_gone_lists_again(
 ) -> None:
     # Given an API server that has forgotten resourceVersion 1
     gone = _Gone()
-    config = {
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "c",
-                      "cluster": {"server": f"http://127.0.0.1:{gone.server.server_port}"}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-        "current-context": "x",
-    }  # fmt: skip
-    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(config))
+    loopback_kubeconfig(tmp_path / "kubeconfig", gone.server.server_port)
     api = KubeApi("ns", str(tmp_path / "kubeconfig"), 5.0)
     caplog.set_level(logging.WARNING, logger="jupyter_modelserve.backends.kubecache")
 

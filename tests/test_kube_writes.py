@@ -28,6 +28,7 @@ from jupyter_modelserve.backends.kubernetes import KubernetesBackend
 from jupyter_modelserve.errors import BackendUnavailable, Conflict, ServerFault
 
 from .kube.fixtures import KubeCluster, wait_for
+from .kube.loopback import loopback_kubeconfig
 from .test_kubernetes_backend import RBAC
 
 FENCE = {"network_policy": True, "jupyter_pod_selector": {"app": "jupyter"}}
@@ -293,16 +294,7 @@ class _Silent:
 
 
 def _kubeconfig(path: Path, port: int) -> Path:
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-        "current-context": "x",
-    }
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return loopback_kubeconfig(path, port)
 
 
 @pytest.fixture(params=[True, False], ids=["hanging", "resetting"])
