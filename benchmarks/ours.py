@@ -21,10 +21,14 @@ KEEPWARM = {"modelName": "keepwarm", "modelVersion": 1}
 
 
 class Ours:
-    def __init__(self, root: Path, models: dict[str, Path]) -> None:
+    def __init__(
+        self, root: Path, models: dict[str, Path], local: dict[str, Any] | None = None
+    ) -> None:
+        """`local`: more LocalBackend settings (a second instance takes free ports)."""
         self.root = root
         self.models = models
-        self.jupyter = JupyterProcess(root / "jupyter", {"LocalBackend": {"rest_api_port": 0}})
+        settings = {"rest_api_port": 0, **(local or {})}
+        self.jupyter = JupyterProcess(root / "jupyter", {"LocalBackend": settings})
 
     def start(self) -> None:
         self.jupyter.start()

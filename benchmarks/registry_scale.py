@@ -3,11 +3,16 @@
     .venv/bin/python -m benchmarks.registry_scale [--requests 50] [--db sqlite|postgres]
 
 Seeds a fresh registry (SQLite in a temporary folder, or PostgreSQL from $MODELSERVE_BENCH_PG,
-e.g. after `source /tmp/pg.env`) with bulk inserts, then times `RegistryStore.list_serves()`
-(the page `GET /api/v1/serve?limit=1000` reads) and `list_model_versions(name, limit=1000)` and
-the full 10,000, counting the SQL statements each issues. The peer, in the same run and
-interleaved, is one raw `SELECT` of the same rows through the same engine: the floor any ORM
-list can reach. Printed: p50/p99 ms, statements per list, ours/peer ratio of the p50s.
+e.g. after `source /tmp/pg.env`) with bulk inserts, then times, interleaved in one run:
+- at the store: `RegistryStore.list_serves()` (the page `GET /api/v1/serve?limit=1000` reads),
+  `list_model_versions(name, limit=1000)` and the full 10,000, counting the SQL statements each
+  issues; the peer is one raw `SELECT` of the same rows through the same engine, the floor any
+  ORM list can reach;
+- over HTTP, what a user sees: a real `jupyter modelserve` on that registry answering
+  `GET /api/v1/serve?limit=1000` (1,000 rows) and `GET /api/v1/model-version/big?limit=1000`
+  (a page of the 10,000 versions; 1,000 is the largest page the API gives), one keep-alive client.
+  The target is p99 under 50 ms.
+Printed: p50/p99 ms, statements per list, ours/peer ratio of the p50s.
 `measure()` returns the dict for benchmarks.run.
 """
 
@@ -23,18 +28,37 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, insert, text
+import requests
+from sqlalchemy import Engine, event, insert, text
 
+from jupyter_modelserve.backends.base import ServeSpec
+from jupyter_modelserve.backends.local_config import with_version
 from jupyter_modelserve.registry import orm
 from jupyter_modelserve.registry.store import RegistryStore
+from jupyter_modelserve.tfserving.model_config import render_model_config_list
+from tests.servers import TOKEN, JupyterProcess
 
 RESULTS = Path(__file__).parent / "results"
 SERVES = 1000
 VERSIONS = 10_000
+FAILED_REASON = "model server: Version folder of the model does not exist"
 
 
 def seed(store: RegistryStore) -> None:
-    """1,000 models with one served version each, and `big` with 10,000 versions."""
+    """1,000 models with one served version each, and `big` with 10,000 versions.
+
+    The serves are in a steady state a list reads in full without 1,000 TensorFlow loads: their
+    folders do not exist, so they are FAILED, and the model server (configured with all 1,000 by
+    `write_model_server_config`) answers a failed status for each.
+    """
+    names = [f"m{i:04d}" for i in range(SERVES)]
+    insert_rows(store.engine, names, list(range(1, VERSIONS + 1)), tag_every=10)
+
+
+def insert_rows(engine: Engine, served: list[str], big_versions: list[int], tag_every: int) -> None:
+    """In bulk, in the order given: a model per name in `served` with version 1 and a FAILED
+    local serve of it, and the model `big` with `big_versions`, every `tag_every`-th tagged
+    (0: none). Shared with tests/test_status_reads_at_scale.py."""
     now = datetime.now(timezone.utc)
 
     def version(name: str, number: int) -> dict[str, Any]:
@@ -44,22 +68,20 @@ def seed(store: RegistryStore) -> None:
             "creation_time": now, "last_updated_time": now, "source": f"/models/{name}/{number}",
         }  # fmt: skip
 
-    names = [f"m{i:04d}" for i in range(SERVES)]
-    with store.engine.begin() as db:
-        db.execute(insert(orm.RegisteredModel), [{"name": n} for n in [*names, "big"]])
-        db.execute(insert(orm.ModelVersion), [version(n, 1) for n in names])
-        db.execute(insert(orm.ModelVersion), [version("big", v) for v in range(1, VERSIONS + 1)])
-        db.execute(
-            insert(orm.ModelVersionTag),
-            [{"name": "big", "version": v, "tag": "t"} for v in range(1, VERSIONS + 1, 10)],
-        )
+    tags = [{"name": "big", "version": v, "tag": "t"} for v in big_versions[:: tag_every or 1]]
+    with engine.begin() as db:
+        db.execute(insert(orm.RegisteredModel), [{"name": n} for n in [*served, "big"]])
+        db.execute(insert(orm.ModelVersion), [version(n, 1) for n in served])
+        db.execute(insert(orm.ModelVersion), [version("big", v) for v in big_versions])
+        if tag_every:
+            db.execute(insert(orm.ModelVersionTag), tags)
         db.execute(
             insert(orm.Serve),
             [
-                {"model_name": n, "model_version": 1, "backend": "local", "state": "AVAILABLE",
-                 "url": f"http://127.0.0.1:1/v1/models/{n}", "created_at": now,
-                 "updated_at": now, "state_since": now}
-                for n in names
+                {"model_name": n, "model_version": 1, "backend": "local", "state": "FAILED",
+                 "reason": FAILED_REASON, "url": f"http://127.0.0.1:1/v1/models/{n}",
+                 "created_at": now, "updated_at": now, "state_since": now}
+                for n in served
             ],
         )  # fmt: skip
 
@@ -119,11 +141,12 @@ def measure(requests: int = 50, db_url: str | None = None) -> dict[str, Any]:
                     assert (len(got) if not isinstance(got, int) else got) == rows, case
                     counts[f"{case}_{side}"] = len(statements)
     store.close()
+    samples.update(_over_http(folder, store.engine.url.render_as_string(False), requests))
     result: dict[str, Any] = {
         key: {
             "p50_ms": percentile(v, 0.5),
             "p99_ms": percentile(v, 0.99),
-            "statements": counts[key],
+            "statements": counts.get(key),
         }
         for key, v in samples.items()
     }
@@ -131,6 +154,52 @@ def measure(requests: int = 50, db_url: str | None = None) -> dict[str, Any]:
         case: result[f"{case}_ours"]["p50_ms"] / result[f"{case}_peer"]["p50_ms"] for case in cases
     }
     return result
+
+
+def write_model_server_config(jupyter_data: Path) -> None:
+    """The local model server's config as the backend leaves it with the seeded serves applied."""
+    configs: list[Any] = []
+    for i in range(SERVES):
+        name = f"m{i:04d}"
+        configs = with_version(configs, ServeSpec(name, 1, f"/models/{name}/1"))
+    folder = jupyter_data / "modelserve" / "server"
+    folder.mkdir(parents=True)
+    (folder / "models.config").write_text(render_model_config_list(configs))
+
+
+HTTP_LISTS = {
+    "http_serves_1000": ("/api/v1/serve", SERVES),
+    "http_versions_page_1000": ("/api/v1/model-version/big", 1000),
+}
+
+
+def _over_http(folder: Path, db_url: str, requests_: int) -> dict[str, list[float]]:
+    """p50/p99 samples of the list routes, from a real Jupyter server on the seeded registry."""
+    config = {"ModelServeApp": {"db_url": db_url}, "LocalBackend": {"rest_api_port": 0}}
+    jupyter = JupyterProcess(folder / "jupyter", config)
+    write_model_server_config(jupyter.root / "data")
+    jupyter.start()
+    samples: dict[str, list[float]] = {}
+    try:
+        with requests.Session() as session:
+            session.headers["Authorization"] = f"token {TOKEN}"
+
+            def get(path: str) -> list[Any]:
+                answer = session.get(f"{jupyter.url}{path}", params={"limit": 1000}, timeout=60)
+                assert answer.status_code == 200, answer.text[:500]
+                return list(answer.json()["result"])
+
+            for path, rows in HTTP_LISTS.values():  # warm-up, and a check that the rows are all
+                assert len(get(path)) == rows, path
+            for _ in range(requests_):
+                for case, (path, _rows) in HTTP_LISTS.items():
+                    started = time.perf_counter()
+                    get(path)
+                    samples.setdefault(case, []).append((time.perf_counter() - started) * 1000)
+    finally:
+        jupyter.stop()
+        jupyter.stop_model_server()
+    return samples
 
 
 def main() -> None:
@@ -142,6 +211,8 @@ def main() -> None:
     result = measure(args.requests, db_url)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"registry_scale_{args.db}.json").write_text(json.dumps(result, indent=2))
+    for case in HTTP_LISTS:
+        print(f"{case:24s} p50 {result[case]['p50_ms']:7.2f} p99 {result[case]['p99_ms']:7.2f} ms")
     for case, ratio in result["ratios_p50_ours_over_peer"].items():
         ours, peer = result[f"{case}_ours"], result[f"{case}_peer"]
         print(

@@ -7,16 +7,15 @@ Each repetition: time to first prediction (ours cold and warm, each peer's proce
 its first right answer, the floor's fresh TensorFlow process), then, per model and load case,
 every server in turn (the order rotates each repetition) driven by benchmarks.load. After the
 repetitions: control plane (event-loop lag while 20 serves deploy at once, RSS with 20 models,
-POST/GET/DELETE latencies), registry scale (benchmarks.registry_scale when present) and the
-in-process floor. Medians over the repetitions go to the table, benchmarks/results/run.json
-(every sample too) and run.png. Peers are installed on first use into their own venvs
-(benchmarks.peers.install).
+POST/GET/DELETE latencies), registry scale (benchmarks.registry_scale: at the store and over
+HTTP) and the in-process floor. Medians over the repetitions go to the table,
+benchmarks/results/run.json (every sample too) and run.png. Peers are installed on first use
+into their own venvs (benchmarks.peers.install).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import platform
 import statistics
 import tempfile
@@ -26,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from benchmarks import control_plane, report
+from benchmarks import control_plane, registry_scale, report
 from benchmarks.floor import EchoServer, load_and_predict_s, peer_cold, signature_call_ms
 from benchmarks.load import grpc_load, http_load
 from benchmarks.models import build_all, payload
@@ -35,6 +34,14 @@ from benchmarks.peers.install import PEERS
 from benchmarks.peers.servers import PeerServer
 
 CASES = [(1, 1), (32, 1), (1, 8), (1, 32)]  # (batch, concurrent clients)
+OURS_BATCHING = "ours --enable_batching"
+# TF Serving's batching guide starts from these: batches up to 32 rows, formed while the batch
+# threads are busy (no added wait), one thread per core of this 2-CPU class of machine.
+BATCHING_PARAMETERS = """max_batch_size { value: 32 }
+batch_timeout_micros { value: 0 }
+num_batch_threads { value: 2 }
+max_enqueued_batches { value: 100 }
+"""
 
 
 def _grpc_request(model: str, batch: int) -> tuple[Any, Any]:
@@ -80,12 +87,22 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="modelserve-run-"))
     models = build_all(root / "models")
     ours = Ours(root, models)
+    # The same server with TF Serving's --enable_batching (off by default, as in TF Serving):
+    # measured where it can matter, with concurrent clients.
+    batching_file = root / "batching.config"
+    batching_file.write_text(BATCHING_PARAMETERS)
+    ours_batching = Ours(
+        root / "batching",
+        models,
+        {"grpc_port": 0, "enable_batching": True, "batching_parameters_file": str(batching_file)},
+    )
     peers = [PeerServer(p, m, path, root) for p in peer_names_list for m, path in models.items()]
     echo = EchoServer()
     ttfp: dict[str, list[float]] = defaultdict(list)
     load: dict[str, dict[str, list[dict[str, float]]]] = defaultdict(lambda: defaultdict(list))
     memory: dict[str, list[int]] = defaultdict(list)
     ours.start()
+    ours_batching.start()
     try:
         for rep in range(reps):
             print(f"repetition {rep + 1}/{reps}", flush=True)
@@ -101,12 +118,15 @@ def main() -> None:
             for peer in peers:
                 memory[f"{peer.peer} {peer.model} process"].append(peer.rss_bytes())
             served = {name: ours.serve(name) for name in models}
+            batched = {name: ours_batching.serve(name) for name in models}
             for model in models:
                 for batch, clients in CASES:
                     body = payload(model, batch)
                     count = requests * (2 if clients > 1 else 1)
                     targets: list[tuple[str, str]] = [("ours", served[model]["url"])]
                     targets += [(p.peer, p.predict_url) for p in peers if p.model == model]
+                    if clients > 1:
+                        targets.append((OURS_BATCHING, batched[model]["url"]))
                     if model == "simple":
                         targets.append(("echo (floor)", echo.url))
                     case = f"{model} b{batch} c{clients} rest"
@@ -132,7 +152,8 @@ def main() -> None:
             peer.stop()
         echo.stop()
         ours.stop()
-    registry = _registry_scale(args.quick)
+        ours_batching.stop()
+    registry = registry_scale.measure(requests=5 if args.quick else 100)
     floor_ms = {
         "signature call simple b1": signature_call_ms(models["simple"], [1.0]),
         "signature call mlp b1": signature_call_ms(
@@ -141,16 +162,6 @@ def main() -> None:
     }
     _finish(args, started_at, reps, requests, ttfp, load, memory, lag, operations, registry,
             floor_ms)  # fmt: skip
-
-
-def _registry_scale(quick: bool) -> dict[str, Any] | None:
-    """G4's benchmarks.registry_scale.measure(quick=...) when that module exists."""
-    try:
-        module = importlib.import_module("benchmarks.registry_scale")
-    except ImportError:
-        return None
-    measure = getattr(module, "measure", None)
-    return measure(quick=quick) if measure else None
 
 
 def _ratios(ttfp: dict[str, list[float]], load: dict[str, Any]) -> dict[str, float]:
@@ -166,18 +177,19 @@ def _ratios(ttfp: dict[str, list[float]], load: dict[str, Any]) -> dict[str, flo
             ratios[f"ttfp warm / {peer} start"] = warm / start
             ratios[f"ttfp cold / {peer} start"] = cold / start
     for case, servers in load.items():
-        if "ours" not in servers or not case.endswith("rest"):
+        if not case.endswith("rest"):
             continue
-        ours_p50 = report.median_of(servers["ours"], "p50_ms")
-        ours_rps = report.median_of(servers["ours"], "throughput_rps")
-        for peer in PEERS:
-            if peer in servers:
-                ratios[f"{case}: p50 ours / {peer}"] = ours_p50 / report.median_of(
-                    servers[peer], "p50_ms"
-                )
-                ratios[f"{case}: req/s ours / {peer}"] = ours_rps / report.median_of(
-                    servers[peer], "throughput_rps"
-                )
+        for ours in ("ours", OURS_BATCHING):
+            if ours not in servers:
+                continue
+            ours_p50 = report.median_of(servers[ours], "p50_ms")
+            ours_rps = report.median_of(servers[ours], "throughput_rps")
+            for peer in PEERS:
+                if peer in servers:
+                    peer_p50 = report.median_of(servers[peer], "p50_ms")
+                    peer_rps = report.median_of(servers[peer], "throughput_rps")
+                    ratios[f"{case}: p50 {ours} / {peer}"] = ours_p50 / peer_p50
+                    ratios[f"{case}: req/s {ours} / {peer}"] = ours_rps / peer_rps
     return ratios
 
 
