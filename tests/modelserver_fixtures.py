@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import tornado.netutil
 from jupyter_modelserve.modelserver.errors import ServingError
 from jupyter_modelserve.modelserver.guard import RequestPolicy
 from jupyter_modelserve.modelserver.http import make_server
+from jupyter_modelserve.modelserver.inline import InlineCalls
 from jupyter_modelserve.modelserver.manager import LOADING, START, UNLOADING, ModelManager
 from jupyter_modelserve.tfserving.model_config import ModelConfig, VersionPolicy
 
@@ -151,17 +153,35 @@ def wait_idle(manager: ModelManager, *names: str) -> None:
 
 
 @contextmanager
-def serve(manager: ModelManager, policy: RequestPolicy | None = None) -> Iterator[str]:
+def loaded(bases: dict[str, Path]) -> Iterator[ModelManager]:
+    """A ModelManager serving each {name: base path}, every model loaded and idle."""
+    manager = ModelManager()
+    try:
+        manager.apply_config([config(name, base) for name, base in bases.items()])
+        wait_idle(manager, *bases)
+        yield manager
+    finally:
+        manager.close()
+
+
+@contextmanager
+def serve(
+    manager: ModelManager,
+    policy: RequestPolicy | None = None,
+    executor: Executor | None = None,
+    inline: InlineCalls | None = None,
+) -> Iterator[str]:
     """Serve `manager`'s REST API on a free port from a background thread; yields the base URL.
 
-    `policy` sets the allowed hosts and body limit (default: the server's defaults).
+    `policy` sets the allowed hosts and body limit (default: the server's defaults); `executor`
+    and `inline` are make_server's (default: its executor, nothing inline).
     """
     ready = threading.Event()
     state: dict[str, Any] = {}
 
     async def main() -> None:
         sockets = tornado.netutil.bind_sockets(0, address="127.0.0.1")
-        server = make_server(manager, policy=policy)
+        server = make_server(manager, executor, policy, inline=inline)
         server.add_sockets(sockets)
         state["port"] = sockets[0].getsockname()[1]
         state["loop"] = asyncio.get_running_loop()

@@ -11,8 +11,10 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 import tornado.httpserver
 import tornado.web
 
+from ..tfserving import ALL_STATUSES_PATH
 from .errors import ServingError
 from .guard import RequestPolicy, content_length
+from .inline import InlineCalls
 from .logs import log
 from .manager import ModelManager
 from .metrics import CONTENT_TYPE
@@ -36,10 +38,13 @@ class RestHandler(tornado.web.RequestHandler):
 
     SUPPORTED_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
 
-    def initialize(self, api: Api, executor: Executor, policy: RequestPolicy) -> None:
+    def initialize(
+        self, api: Api, executor: Executor, policy: RequestPolicy, inline: InlineCalls | None
+    ) -> None:
         self.api = api
         self.executor = executor
         self.policy = policy
+        self.inline = inline
         self._chunks: list[bytes] = []
         self._received = 0
         self._refusal: ServingError | None = None
@@ -84,13 +89,22 @@ class RestHandler(tornado.web.RequestHandler):
             self.set_header("Content-Type", CONTENT_TYPE)
             self.finish(self.api.metrics.render())
             return
+        if method == "GET" and path == ALL_STATUSES_PATH:
+            self._reply(200, self.api.all_statuses())
+            return
         if method == "POST":
-            # Parsing, TensorFlow and JSON encoding all run off the IOLoop thread.
+            # Parsing, TensorFlow and JSON encoding run off the IOLoop thread, unless this
+            # path's calls are cheaper than the hop to a thread (inline.py).
             body, self._chunks = b"".join(self._chunks), []
-            loop = asyncio.get_running_loop()
-            status, payload = await loop.run_in_executor(
-                self.executor, self.api.handle, method, path, body, self._started
-            )
+            if self.inline is not None and self.inline.wanted(path):
+                status, payload, taken = _timed(self.api, path, body, self._started)
+            else:
+                loop = asyncio.get_running_loop()
+                status, payload, taken = await loop.run_in_executor(
+                    self.executor, _timed, self.api, path, body, self._started
+                )
+            if self.inline is not None:
+                self.inline.record(path, taken)
         else:  # status/metadata: a quick lookup
             status, payload = self.api.handle(method, path, started=self._started)
         self._reply(status, payload)
@@ -112,6 +126,13 @@ class RestHandler(tornado.web.RequestHandler):
         """A model server API has no cookies to protect."""
 
 
+def _timed(api: Api, path: str, body: bytes, started: float) -> tuple[int, bytes, float]:
+    """`api.handle` of a POST, and the seconds it took on the thread that ran it."""
+    began = time.perf_counter()
+    status, payload = api.handle("POST", path, body, started)
+    return status, payload, time.perf_counter() - began
+
+
 def _log_request(handler: tornado.web.RequestHandler) -> None:
     status = handler.get_status()
     if status >= 500:
@@ -124,15 +145,18 @@ def make_app(
     executor: Executor | None = None,
     policy: RequestPolicy | None = None,
     api: Api | None = None,
+    inline: InlineCalls | None = None,
 ) -> tornado.web.Application:
-    """The REST application; `executor` runs predictions (default: one thread per CPU); `api`
-    is given when another front end (gRPC) shares its metrics."""
+    """The REST application; `executor` runs predictions (default: one thread per CPU), but
+    those `inline` finds cheap; `api` is given when another front end (gRPC) shares its
+    metrics."""
     if executor is None:
         executor = ThreadPoolExecutor(os.cpu_count() or 4, thread_name_prefix="modelserver-rest")
     handler_args = {
         "api": api or Api(manager),
         "executor": executor,
         "policy": policy or RequestPolicy(),
+        "inline": inline,
     }
     return tornado.web.Application([(r".*", RestHandler, handler_args)], log_function=_log_request)
 
@@ -142,10 +166,11 @@ def make_server(
     executor: Executor | None = None,
     policy: RequestPolicy | None = None,
     api: Api | None = None,
+    inline: InlineCalls | None = None,
 ) -> tornado.httpserver.HTTPServer:
     """An HTTP server for `make_app`, with the body limit as its hard stop."""
     policy = policy or RequestPolicy()
     return tornado.httpserver.HTTPServer(
-        make_app(manager, executor, policy, api),
+        make_app(manager, executor, policy, api, inline),
         max_body_size=policy.max_body_bytes + HARD_STOP_MARGIN,
     )

@@ -266,5 +266,17 @@ class ModelManager:
                     raise not_found(f"Could not find version {version} of model {name}")
             return [VersionStatus(v, e.state, e.error_code, e.error_message) for v, e in entries]
 
+    def all_statuses(self) -> dict[str, list[VersionStatus]]:
+        """`status(name)` of every model that has versions, in one consistent read."""
+        with self._lock:
+            return {
+                name: [
+                    VersionStatus(v, e.state, e.error_code, e.error_message)
+                    for v, e in sorted(model.versions.items(), reverse=True)
+                ]
+                for name, model in self._models.items()
+                if model.versions
+            }
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

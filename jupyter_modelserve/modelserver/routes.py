@@ -103,6 +103,15 @@ class Api:
             self.metrics.record(call.name, shown, call.action, code, micros)
         return status, payload
 
+    def all_statuses(self) -> bytes:
+        """The body of ALL_STATUSES_PATH: every model's status answer, keyed by name."""
+        statuses = self.manager.all_statuses()
+        models = {
+            name: {"model_version_status": [v.to_json() for v in versions]}
+            for name, versions in statuses.items()
+        }
+        return dumps({"models": models})
+
     def dispatch(self, call: Route, body: bytes, served: list[int] | None = None) -> dict[str, Any]:
         """The answer to `call`; the version that answers it is appended to `served`."""
         if call.action == "status":

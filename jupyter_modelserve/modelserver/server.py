@@ -27,6 +27,7 @@ from .config_proto import read_model_server_config
 from .flags import USAGE, FlagError, Flags, parse_flags, request_policy
 from .grpc_listen import listen
 from .http import make_server
+from .inline import InlineCalls
 from .logs import log, setup_logging
 from .manager import ModelManager
 from .metrics import Metrics
@@ -100,7 +101,9 @@ async def _serve(
     executor = ThreadPoolExecutor(threads, thread_name_prefix="modelserver-rest")
     sockets = tornado.netutil.bind_sockets(flags.rest_api_port, address=flags.rest_api_host)
     api = Api(manager)  # one for both front ends: one scrape shows REST and gRPC calls
-    server = make_server(manager, executor, request_policy(flags), api)
+    # Batched calls wait for their batch to fill: never on the event loop.
+    inline = None if flags.enable_batching else InlineCalls()
+    server = make_server(manager, executor, request_policy(flags), api, inline)
     server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
     # The backend reads the port from this line, which matches TF Serving's own. The port is

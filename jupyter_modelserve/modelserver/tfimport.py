@@ -8,6 +8,7 @@ modules (or trip Python's import deadlock detection), so every thread goes throu
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import sys
@@ -24,11 +25,22 @@ def import_tensorflow() -> ModuleType:
     with _lock:
         # Quiet TensorFlow's C++ INFO/WARNING lines; only effective before the first import.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        if "tensorflow" in sys.modules:  # (import_module waits if another import is under way)
+            return importlib.import_module("tensorflow")
         started = time.monotonic()
-        already = "tensorflow" in sys.modules
-        module = importlib.import_module("tensorflow")
-        if not already:
-            log.info("TensorFlow imported in %.2f s", time.monotonic() - started)
+        # The import makes a few hundred thousand objects that live as long as the process:
+        # with the collector on, each full collection re-walks all made so far (0.25-0.5 s
+        # each here, about a second of a cold start), to free next to nothing. So it is off
+        # for the import, and what the import made is frozen out of later collections.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            module = importlib.import_module("tensorflow")
+        finally:
+            gc.freeze()
+            if enabled:
+                gc.enable()
+        log.info("TensorFlow imported in %.2f s", time.monotonic() - started)
         return module
 
 
