@@ -59,6 +59,8 @@ def server_config(**sections: dict[str, Any]) -> dict[str, Any]:
         "ServerApp": {"jpserver_extensions": {"jupyter_modelserve": True}},
         # Port 0: tests never fight over 8501 with each other or with a user's server.
         "LocalBackend": {"rest_api_port": 0, "grpc_port": 0},
+        # gc.freeze in each of the many in-process servers would freeze the pytest heap for good.
+        "ModelServeApp": {"freeze_startup_heap": False},
     }
     for section, values in sections.items():
         config[section] = {**config.get(section, {}), **values}

@@ -24,6 +24,10 @@ class ServeSpec:
     source: str
 
     @property
+    def key(self) -> Key:
+        return (self.name, self.version)
+
+    @property
     def servable_version(self) -> int:
         """The version folder's number: what TF Serving calls the version it serves."""
         return int(self.source.rstrip("/").rsplit("/", 1)[-1])

@@ -32,7 +32,7 @@ from ..errors import BackendUnavailable, InvalidInput
 from .base import Key, Observation, Observed, ServeSpec
 from .local_config import ModelsConfigFile, with_version, without_version
 from .local_ports import PortSetting, choose_port
-from .local_status import observation, serves, status_call
+from .local_status import configured, observation, status_answers
 from .process import HOST, is_our_server, terminate
 
 BUILTIN = "builtin"
@@ -212,39 +212,40 @@ class LocalBackend(LoggingConfigurable):
         info = self._running_info()
         if info is None:
             if self._stopped_on_purpose():
-                configs = self.models.read()
+                wanted = configured(self.models.read())
                 stopped = Observation(
                     Observed.FAILED,
                     "the model server was stopped (jupyter modelserve stop-server); POST the "
                     "serve again to start it",
                 )
                 gone = Observation(Observed.ABSENT, "the model server was stopped")
-                return {(s.name, s.version): stopped if serves(configs, s) else gone for s in specs}
+                return {(s.name, s.version): stopped if s.key in wanted else gone for s in specs}
             last = self._last_log_line()
             absent = Observation(
                 Observed.ABSENT,
                 "the model server is not running" + (f"; its log ends: {last}" if last else ""),
             )
             return {(s.name, s.version): absent for s in specs}
-        configs = self.models.read()
+        wanted = configured(self.models.read())
         deadline = time.monotonic() + min(timeout, self.status_timeout)
         by_name: dict[str, list[ServeSpec]] = {}
         for spec in specs:
             by_name.setdefault(spec.name, []).append(spec)
-        found: dict[Key, Observation] = {}
-        # One keep-alive connection and one status call per model name (it lists every
-        # version), all within one deadline: a hung server costs the deadline once, not per serve.
+        # One keep-alive connection, one deadline: a hung server costs the deadline once, not
+        # per serve.
         connection = http.client.HTTPConnection(HOST, int(info["port"]))
         try:
-            for name, group in by_name.items():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                answer = status_call(connection, name, remaining)
-                for spec in group:
-                    found[(spec.name, spec.version)] = observation(answer, configs, spec)
+            answers = status_answers(
+                connection, list(by_name), deadline, all_at_once=info.get("kind") == BUILTIN
+            )
         finally:
             connection.close()
+        found = {
+            spec.key: observation(answers[name], spec.key in wanted, spec)
+            for name, group in by_name.items()
+            if name in answers
+            for spec in group
+        }
         silent = Observation(
             Observed.UNKNOWN,
             f"the model server (pid {info['pid']}) does not answer: no reply within "

@@ -25,14 +25,20 @@ class ModelsConfigFile:
     def __init__(self, path: Path, log: logging.Logger | logging.LoggerAdapter[logging.Logger]):
         self.path = path
         self.log = log
+        # Every status read parses the file; with 1,000 models that parse outweighs the read,
+        # so the last parse is kept for as long as the text is unchanged.
+        self._parsed: tuple[str, tuple[ModelConfig, ...]] | None = None
 
     def read(self) -> list[ModelConfig]:
         try:
             text = self.path.read_text()
         except FileNotFoundError:
             return []
+        parsed = self._parsed
+        if parsed is not None and text == parsed[0]:
+            return list(parsed[1])
         try:
-            return parse_model_config_list(text)
+            configs = parse_model_config_list(text)
         except ValueError as error:
             # Never let one unreadable file break every serve: set it aside (for a look) and
             # start from nothing; the reconciler writes back what the rows want.
@@ -41,6 +47,8 @@ class ModelsConfigFile:
                 self.path.replace(aside)
             self.log.error("The model server config was unreadable (%s); moved to %s", error, aside)
             return []
+        self._parsed = (text, tuple(configs))
+        return configs
 
     def write(self, configs: list[ModelConfig]) -> bool:
         """Write the config atomically; returns whether it changed."""

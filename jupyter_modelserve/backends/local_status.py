@@ -1,29 +1,78 @@
-"""Reading the local model server's status: one keep-alive call per model name, mapped from
-TF Serving's `GetModelStatus` answer to an `Observation` with a reason a user can act on."""
+"""Reading the local model server's status, mapped from TF Serving's `GetModelStatus` answer to an
+`Observation` with a reason a user can act on: one call for every model from the built-in server,
+one keep-alive call per model name from tensorflow_model_server."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import time
 import urllib.parse
 from typing import Any
 
+from ..tfserving import ALL_STATUSES_PATH
 from ..tfserving.model_config import ModelConfig
-from .base import Observation, Observed, ServeSpec
+from .base import Key, Observation, Observed, ServeSpec
 
 
-def serves(configs: list[ModelConfig], spec: ServeSpec) -> bool:
-    return any(c.name == spec.name and spec.version in c.version_policy.versions for c in configs)
+def configured(configs: list[ModelConfig]) -> set[Key]:
+    """Every (name, version) the config file asks the server to serve: one set per read, so a
+    list of 1,000 serves looks each up once instead of scanning the file per serve."""
+    return {(c.name, v) for c in configs for v in c.version_policy.versions}
+
+
+def status_answers(
+    connection: http.client.HTTPConnection, names: list[str], deadline: float, all_at_once: bool
+) -> dict[str, Any]:
+    """Each name's status answer (as `status_call` gives it), all read before `deadline` (a
+    `time.monotonic()` reading); a name left out had no time left.
+
+    `all_at_once` (the built-in server) asks once, on ALL_STATUSES_PATH; a server without that
+    route (an older one still running) is asked per name.
+    """
+    if all_at_once:
+        answer = get_json(connection, ALL_STATUSES_PATH, deadline - time.monotonic())
+        if answer is None or answer == "starting":
+            return dict.fromkeys(names, answer)
+        models = answer.get("models") if isinstance(answer, dict) else None
+        if isinstance(models, dict):
+            # A name the server does not list is one it would answer 404 for.
+            return {n: _entry(models[n]) if n in models else 404 for n in names}
+    found: dict[str, Any] = {}
+    for name in names:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        found[name] = status_call(connection, name, remaining)
+    return found
+
+
+def _entry(entry: Any) -> Any:
+    """A status answer of the shape GetModelStatus has, or 500: a malformed one is a server
+    fault that reads as such for its serves, never an exception that breaks a whole list."""
+    versions = entry.get("model_version_status") if isinstance(entry, dict) else None
+    if isinstance(versions, list) and all(isinstance(v, dict) for v in versions):
+        return entry
+    return 500
 
 
 def status_call(connection: http.client.HTTPConnection, name: str, timeout: float) -> Any:
     """The model server's status of every version of `name`: a JSON body, an HTTP status code
     (int) when it answered with an error, or None when it did not answer in time."""
+    answer = get_json(connection, f"/v1/models/{urllib.parse.quote(name, safe='')}", timeout)
+    return _entry(answer) if isinstance(answer, (dict, list)) else answer
+
+
+def get_json(connection: http.client.HTTPConnection, path: str, timeout: float) -> Any:
+    """GET `path`: its JSON body, the HTTP status (int) of an error, "starting" when nothing
+    listens yet, or None when no answer came within `timeout`."""
+    if timeout <= 0:
+        return None
     connection.timeout = timeout
     if connection.sock is not None:
         connection.sock.settimeout(timeout)
     try:
-        connection.request("GET", f"/v1/models/{urllib.parse.quote(name, safe='')}")
+        connection.request("GET", path)
         response = connection.getresponse()
         raw = response.read()
     except TimeoutError:
@@ -39,10 +88,10 @@ def status_call(connection: http.client.HTTPConnection, name: str, timeout: floa
         return 500
 
 
-def observation(answer: Any, configs: list[ModelConfig], spec: ServeSpec) -> Observation:
+def observation(answer: Any, wanted: bool, spec: ServeSpec) -> Observation:
+    """What `answer` (from `status_answers`) says of `spec`; `wanted`: the config serves it."""
     if answer is None:
         return Observation(Observed.UNKNOWN, "the model server does not answer")
-    wanted = serves(configs, spec)
     if answer == "starting":
         return Observation(Observed.STARTING, "the model server is starting")
     if isinstance(answer, int):

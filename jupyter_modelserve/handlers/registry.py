@@ -41,13 +41,14 @@ class RegisteredModelsHandler(ModelServeHandler):
     @authorized
     async def get(self) -> None:
         limit, offset = self.page()
-        models = await self.run(
-            lambda: self.registry.list_registered_models(limit=limit, offset=offset)
-        )
-        self.answer(
+        await self.answer_page(
             "List registered models",
-            [m.to_json() for m in models],
-            attributes={"limit": limit, "offset": offset},
+            lambda: [
+                m.to_json()
+                for m in self.registry.list_registered_models(limit=limit, offset=offset)
+            ],
+            limit,
+            offset,
         )
 
 
@@ -178,13 +179,14 @@ class ModelVersionListHandler(ModelServeHandler):
     async def get(self, name: str) -> None:
         name = _name(name, "name")
         limit, offset = self.page()
-        versions = await self.run(
-            lambda: self.registry.list_model_versions(name, limit=limit, offset=offset)
-        )
-        self.answer(
+        await self.answer_page(
             "List model versions",
-            [v.to_json() for v in versions],
-            attributes={"limit": limit, "offset": offset},
+            lambda: [
+                v.to_json()
+                for v in self.registry.list_model_versions(name, limit=limit, offset=offset)
+            ],
+            limit,
+            offset,
         )
 
 

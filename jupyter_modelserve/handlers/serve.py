@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
@@ -51,12 +53,12 @@ class ServeHandler(ModelServeHandler):
     @authorized
     async def get(self) -> None:
         limit, offset = self.page()
-        views = await self.run(lambda: self.service.list_serves(limit=limit, offset=offset))
-        self.answer(
-            "List model serve instances",
-            [self.serve_json(view) for view in views],
-            attributes={"limit": limit, "offset": offset},
-        )
+
+        def rows() -> list[dict[str, Any]]:
+            views = self.service.list_serves(limit=limit, offset=offset)
+            return [self.serve_json(view) for view in views]
+
+        await self.answer_page("List model serve instances", rows, limit, offset)
 
     async def _wait(self, view: ServeView, timeout: float) -> ServeView:
         """Until AVAILABLE (returned), FAILED (ServeFailed) or `timeout` (the current view):
