@@ -89,22 +89,23 @@ class RestHandler(tornado.web.RequestHandler):
             self.set_header("Content-Type", CONTENT_TYPE)
             self.finish(self.api.metrics.render())
             return
+        loop = asyncio.get_running_loop()
         if method == "GET" and path == ALL_STATUSES_PATH:
-            self._reply(200, self.api.all_statuses())
+            # Thousands of models make a large answer: built off the loop, like a predict.
+            self._reply(200, await loop.run_in_executor(self.executor, self.api.all_statuses))
             return
         if method == "POST":
             # Parsing, TensorFlow and JSON encoding run off the IOLoop thread, unless this
             # path's calls are cheaper than the hop to a thread (inline.py).
             body, self._chunks = b"".join(self._chunks), []
-            if self.inline is not None and self.inline.wanted(path):
+            if self.inline is not None and self.inline.wanted(path, len(body)):
                 status, payload, taken = _timed(self.api, path, body, self._started)
             else:
-                loop = asyncio.get_running_loop()
                 status, payload, taken = await loop.run_in_executor(
                     self.executor, _timed, self.api, path, body, self._started
                 )
             if self.inline is not None:
-                self.inline.record(path, taken)
+                self.inline.record(path, len(body), status, taken)
         else:  # status/metadata: a quick lookup
             status, payload = self.api.handle(method, path, started=self._started)
         self._reply(status, payload)

@@ -5,16 +5,21 @@ on a small machine: as much as the whole call of a small model, measured in benc
 path whose recent calls were cheap runs inline, and anything slower goes to the executor, where
 calls run in parallel (TensorFlow releases the interpreter lock) and never hold up status calls.
 
-The cost of a path is a moving average of its handling time, measured wherever it ran: a path
-that turns slow (a larger batch) blocks the loop once, then goes back to the executor, and comes
-back inline once its calls there are cheap again. A path never seen runs on the executor. Never
-used with batching, whose calls wait for a batch to fill.
+The cost of a path is a moving average of its handling time, learnt only from answered calls
+(200) with small bodies, wherever they ran; only small bodies go inline. So a client cannot
+teach a path to be cheap with quick 400s and then send a large batch to it on the loop: what
+runs inline is bounded by the body size, and a call that turns slow (a new version's first
+call) blocks the loop once, sends the path back to the executor, and the path returns inline
+once its calls there are cheap again. A path never seen runs on the executor. Never used with
+batching, whose calls wait for a batch to fill.
 """
 
 from __future__ import annotations
 
 DEFAULT_THRESHOLD_S = 0.001
-MAX_PATHS = 1024  # a bound on the table: clients choose the paths
+# A batch-1 body of a model with a 784-float input is ~15 KiB.
+MAX_INLINE_BODY_BYTES = 16 * 1024
+MAX_PATHS = 1024  # a bound on the table: clients choose the paths (aliases only cost misses)
 _WEIGHT = 0.2  # of the newest call in the moving average
 
 
@@ -28,11 +33,15 @@ class InlineCalls:
         self.threshold_s = threshold_s
         self._cost: dict[str, float] = {}
 
-    def wanted(self, path: str) -> bool:
+    def wanted(self, path: str, body_bytes: int) -> bool:
+        if body_bytes > MAX_INLINE_BODY_BYTES:
+            return False
         cost = self._cost.get(path)
         return cost is not None and cost < self.threshold_s
 
-    def record(self, path: str, seconds: float) -> None:
+    def record(self, path: str, body_bytes: int, status: int, seconds: float) -> None:
+        if status != 200 or body_bytes > MAX_INLINE_BODY_BYTES:
+            return  # a refusal is no measure of what an answer costs
         cost = self._cost.get(path)
         if cost is None:
             if len(self._cost) >= MAX_PATHS:

@@ -11,6 +11,7 @@ are no Unicode text.
 from __future__ import annotations
 
 import json
+import re
 import reprlib
 from typing import Any
 
@@ -30,7 +31,7 @@ except ImportError:  # the model server works without it, only slower
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _LONG_DIGIT_RUN = b"0" * 19
 _POINT = ord(".")
-_ZERO = ord("0")
+_ZEROS = re.compile(b"0*")  # the end of a run, found in C: a byte loop here cost 80 ms a MB
 
 
 def _has_long_integer(body: bytes) -> bool:
@@ -39,9 +40,7 @@ def _has_long_integer(body: bytes) -> bool:
     while start != -1:  # `start` is where a run begins: the search resumes past each run
         if start == 0 or body[start - 1] != _POINT:
             return True
-        end = start + len(_LONG_DIGIT_RUN)
-        while end < len(digits) and digits[end] == _ZERO:
-            end += 1
+        end = _ZEROS.match(digits, start).end()  # type: ignore[union-attr]  # (matches "")
         start = digits.find(_LONG_DIGIT_RUN, end)
     return False
 

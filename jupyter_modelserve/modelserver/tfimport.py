@@ -31,7 +31,9 @@ def import_tensorflow() -> ModuleType:
         # The import makes a few hundred thousand objects that live as long as the process:
         # with the collector on, each full collection re-walks all made so far (0.25-0.5 s
         # each here, about a second of a cold start), to free next to nothing. So it is off
-        # for the import, and what the import made is frozen out of later collections.
+        # for the import, and what the import made is frozen out of later collections. (Cyclic
+        # garbage other threads make meanwhile, a few seconds of a starting server's, is frozen
+        # with it: a bounded cost, paid once.)
         enabled = gc.isenabled()
         gc.disable()
         try:
