@@ -100,6 +100,9 @@ class ModelServeApp(ModelServeSettings, ExtensionApp):
             demo = self.service.registry.ensure_demo_model()
             if demo is not None:
                 self.log.info("Registered the demo model %s version %s", demo.name, demo.version)
+        check_running_server = getattr(self.service.backend, "check_running_server", None)
+        if check_running_server is not None:
+            check_running_server()
         self.settings["modelserve_service"] = self.service
         self.settings["modelserve_threads"] = self.threads
         self.settings["modelserve_copy_threads"] = self.copy_threads

@@ -30,10 +30,11 @@ from traitlets.config import LoggingConfigurable
 
 from ..errors import BackendUnavailable, InvalidInput
 from .base import Key, Observation, Observed, ServeSpec
+from .local_batching import batching_flags, started_otherwise
 from .local_config import ModelsConfigFile, with_version, without_version
 from .local_ports import PortSetting, choose_port
 from .local_status import configured, observation, status_answers
-from .process import HOST, is_our_server, terminate
+from .process import HOST, is_our_server, terminate, wait_until_started
 
 BUILTIN = "builtin"
 DEFAULT_REST_PORT = 8501  # TF Serving's
@@ -44,6 +45,7 @@ _SAFE_NAME = re.compile(r"[0-9A-Za-z](?:[0-9A-Za-z_-]*[0-9A-Za-z])?")
 # tensorflow_model_server re-reads its config at most once a second; the built-in server also
 # reloads at once on SIGHUP.
 CONFIG_POLL_SECONDS = 1
+STARTED_TIMEOUT = 10.0  # for the exec chain nohup -> nice -> python to reach the server
 
 
 class LocalBackend(LoggingConfigurable):
@@ -105,6 +107,20 @@ class LocalBackend(LoggingConfigurable):
         config=True,
         help="Seconds to wait for a crashed model server's port to close before restarting on it.",
     )
+    enable_batching = Bool(
+        False,
+        config=True,
+        help="Start the model server with TF Serving's --enable_batching: concurrent predicts "
+        "of one model run as one batched call (off by default, as in TF Serving). Takes effect "
+        "when the model server next starts (`jupyter modelserve stop-server`, then serve).",
+    )
+    batching_parameters_file = Unicode(
+        "",
+        config=True,
+        help="TF Serving's --batching_parameters_file, passed with enable_batching: a "
+        "BatchingParameters text proto (max_batch_size, batch_timeout_micros, "
+        "num_batch_threads, max_enqueued_batches). Empty: TF Serving's defaults.",
+    )
     allowed_hosts = List(
         Unicode(),
         default_value=[],
@@ -127,6 +143,20 @@ class LocalBackend(LoggingConfigurable):
 
     _port_explicit = False
     _grpc_port_explicit = False
+
+    def check_running_server(self) -> None:
+        """Warn when the running model server was started with other batching flags than the
+        settings now say. The Jupyter server calls it at start (not the CLI: `stop-server`
+        is the remedy it names)."""
+        info = self._running_info()
+        wanted = batching_flags(self.enable_batching, self.batching_parameters_file, check=False)
+        if info is not None and started_otherwise(info.get("command", []), wanted):
+            self.log.warning(
+                "The model server (pid %s) was started with other batching flags than "
+                "c.LocalBackend.enable_batching/batching_parameters_file now say; they take "
+                "effect when it next starts: `jupyter modelserve stop-server`, then serve again",
+                info["pid"],
+            )
 
     @observe("rest_api_port")
     def _remember_explicit_port(self, change: Any) -> None:
@@ -186,6 +216,9 @@ class LocalBackend(LoggingConfigurable):
         return lines[-tail:] if tail else lines
 
     def apply(self, spec: ServeSpec) -> None:
+        # A server that cannot start is named before the config file lists the serve (else
+        # the reconciler would retry it on every tick).
+        batching_flags(self.enable_batching, self.batching_parameters_file)
         with self._locked():
             configs = self.models.read()
             updated = with_version(configs, spec)
@@ -315,15 +348,16 @@ class LocalBackend(LoggingConfigurable):
                 f"cannot start the model server: {command[0]!r} is not an executable on PATH; "
                 "check c.LocalBackend.server_command"
             )
-        # Under nohup SIGHUP starts out ignored: a reload signal from another process during the
-        # server's start-up must not kill it (the server installs its handler, then reads config).
-        nohup = shutil.which("nohup")
-        command = [nohup, *command] if nohup else command
         # Loading models takes every core it can get: below the Jupyter server and kernels on
         # the same machine, it never makes the notebook stall.
         nice = shutil.which("nice")
         if nice and self.niceness:
             command = [nice, "-n", str(self.niceness), *command]
+        # nohup first: its SIGHUP ignore is inherited through `nice` into the server, which
+        # then installs its own handler. What keeps a reload signal from killing a process not
+        # yet there is `wait_until_started` below.
+        nohup = shutil.which("nohup")
+        command = [nohup, *command] if nohup else command
         command += [
             f"--port={grpc_port}",
             f"--rest_api_port={port}",
@@ -334,6 +368,7 @@ class LocalBackend(LoggingConfigurable):
             ),
             f"--model_config_file={self.config_file}",
             f"--model_config_file_poll_wait_seconds={CONFIG_POLL_SECONDS}",
+            *batching_flags(self.enable_batching, self.batching_parameters_file),
         ]
         with open(self.log_file, "ab") as log:
             log.write(f"--- starting model server: {' '.join(command)}\n".encode())
@@ -353,6 +388,16 @@ class LocalBackend(LoggingConfigurable):
                     "check c.LocalBackend.server_command"
                 ) from None
         self._children.append(process)
+        # Under the lock, until the new process is recognisably ours and safe to signal: until
+        # then another caller's liveness check would start a second server, and a SIGHUP
+        # would kill it.
+        if not wait_until_started(process.pid, self.config_file, STARTED_TIMEOUT):
+            self.log.warning(
+                "The model server (pid %s) neither ignores nor handles SIGHUP after %.0f s; "
+                "reload signals may kill it (is nohup on PATH?)",
+                process.pid,
+                STARTED_TIMEOUT,
+            )
         info = {
             "pid": process.pid,
             "port": port,

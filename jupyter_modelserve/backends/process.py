@@ -29,6 +29,31 @@ def is_our_server(pid: int, config_file: Path) -> bool:
     return True
 
 
+def wait_until_started(pid: int, config_file: Path, timeout: float) -> bool:
+    """Until a process just started is what `is_our_server` recognises (its command line,
+    read from /proc, is empty or its parent's until exec) and SIGHUP no longer kills it
+    (ignored, as nohup leaves it, or caught, as the server does). Polled for at most `timeout`;
+    returns at once where there is no /proc, or when the process is gone (its log says why).
+    False only when the timeout passed."""
+    status = Path(f"/proc/{pid}/status")
+    hangup = 1 << (signal.SIGHUP - 1)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            fields = dict(
+                line.split(":", 1) for line in status.read_text().splitlines() if ":" in line
+            )
+        except OSError:
+            return True
+        handled = int(fields.get("SigIgn", "0"), 16) | int(fields.get("SigCgt", "0"), 16)
+        if handled & hangup and is_our_server(pid, config_file):
+            return True
+        if fields.get("State", "").strip().startswith("Z"):
+            return True
+        time.sleep(0.002)  # polling a start that takes milliseconds, bounded by the deadline
+    return False
+
+
 def terminate(pid: int, timeout: float) -> None:
     try:
         os.kill(pid, signal.SIGTERM)

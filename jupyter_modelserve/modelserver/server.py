@@ -209,12 +209,14 @@ def _start_batching(flags: Flags) -> bool:
     from .batching_config import read_batching_parameters
 
     try:
-        enable(read_batching_parameters(flags.batching_parameters_file))
+        parameters = read_batching_parameters(flags.batching_parameters_file)
     except (OSError, ValueError) as error:
         log.error(
             "Cannot read the batching parameters %s: %s", flags.batching_parameters_file, error
         )
         return False
+    enable(parameters)
+    log.info("Batching concurrent predicts: %s", parameters)
     return True
 
 
