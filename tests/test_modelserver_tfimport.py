@@ -8,6 +8,8 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
+
 PROBE = """
 import gc, json, sys
 {before}
@@ -51,3 +53,39 @@ def test_a_collector_disabled_before_the_import_stays_disabled() -> None:
     # Then import_tensorflow() left it off
     assert result["enabled"] is False
     assert result["frozen"] > 100_000, result
+
+
+SKIPPING = """
+import sys
+from jupyter_modelserve.modelserver.tfimport import import_tensorflow, skip_optional_imports
+skip_optional_imports()
+tf = import_tensorflow()
+import keras  # keras itself is still there: SavedModels of Keras models may need its registry
+print(sys.modules["sklearn"] is None, sys.modules["matplotlib"] is None, keras.__name__)
+"""
+
+
+def test_the_model_server_process_never_imports_sklearn_or_matplotlib() -> None:
+    pytest.importorskip("sklearn")  # (only where they are installed is there a cost to skip)
+    pytest.importorskip("matplotlib")
+    # Given an environment with scikit-learn and matplotlib installed
+    # When the model server's process marks them absent and imports TensorFlow
+    done = subprocess.run(
+        [sys.executable, "-c", SKIPPING], capture_output=True, text=True, timeout=120, check=False
+    )
+    # Then TensorFlow and keras import without them
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["True", "True", "keras"]
+
+
+def test_importing_the_model_server_as_a_library_leaves_them_importable() -> None:
+    pytest.importorskip("sklearn")
+    # Given a process that imports the model server's modules (as tests and tools do)
+    code = "import jupyter_modelserve.modelserver.server, sklearn; print(sklearn.__name__)"
+    # When it then imports scikit-learn
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    # Then it can: only `python -m jupyter_modelserve.modelserver` skips them
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "sklearn"

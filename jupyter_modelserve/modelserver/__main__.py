@@ -13,6 +13,10 @@ signal.signal(signal.SIGHUP, lambda signum, frame: reload_requested.set())
 signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(0))
 signal.signal(signal.SIGINT, lambda signum, frame: os._exit(0))
 
+from .tfimport import skip_optional_imports  # noqa: E402
+
+skip_optional_imports()  # this process only: a library importing the package must not
+
 from .server import run  # noqa: E402
 
 if __name__ == "__main__":
