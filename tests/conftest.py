@@ -89,9 +89,20 @@ def modelserve_app(jp_serverapp: Any, jp_asyncio_loop: Any) -> Iterator[ModelSer
     jp_asyncio_loop.run_until_complete(app._start_jupyter_server_extension(jp_serverapp))
     yield app
     assert app.service is not None
+    # The reconciler first: a tick after the server's stop could start it again (a serve the
+    # test left PENDING), leaving a model server behind the test.
+    jp_asyncio_loop.run_until_complete(_stop_reconciling(app))
     stop = getattr(app.service.backend, "stop_server", None)
     if stop is not None:
         stop()
+
+
+async def _stop_reconciling(app: ModelServeApp) -> None:
+    if app._reconciler is not None:
+        app._reconciler.stop()
+    deadline = time.monotonic() + 60
+    while app._ticking and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)  # polling the tick in flight, bounded by the deadline
 
 
 @pytest.fixture
