@@ -94,7 +94,7 @@ def http_load(
 ) -> LoadResult:
     """POST `body` to `url` `requests` times from `concurrency` keep-alive clients."""
     _bounded(requests, concurrency)
-    with _collector_paused():
+    with collector_paused():
         return asyncio.run(_http_load(url, body, requests, concurrency, check))
 
 
@@ -139,12 +139,12 @@ def grpc_load(
 ) -> LoadResult:
     """Call PredictionService.Predict on `address` ("host:port"), as `http_load` does."""
     _bounded(requests, concurrency)
-    with _collector_paused():
+    with collector_paused():
         return asyncio.run(_grpc_load(address, request, requests, concurrency, check))
 
 
 @contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """No garbage collection in the load generator while it measures: a full collection here
     would add its pause to whichever server's request was in flight. Every server gets the same
     client; the few MB a run allocates are freed after."""

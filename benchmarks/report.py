@@ -1,4 +1,7 @@
-"""The run's table, JSON and PNG plot (latency p50/p99 against concurrency, ours and peers)."""
+"""The run's table, JSON and PNG plot (latency p50/p99 against concurrency, ours and peers).
+
+.venv/bin/python -m benchmarks.report benchmarks/results/run.json   # Markdown for RESULTS.md
+"""
 
 from __future__ import annotations
 
@@ -16,11 +19,11 @@ def median_of(samples: list[dict[str, float]], key: str) -> float:
 
 def load_table(load: dict[str, dict[str, list[dict[str, float]]]]) -> list[str]:
     """Rows "case | server | p50 | p99 | req/s" (medians over the repetitions)."""
-    lines = [f"{'case':<22}{'server':<12}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}{'reps':>6}"]
+    lines = [f"{'case':<22}{'server':<24}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}{'reps':>6}"]
     for case, servers in load.items():
         for server, samples in servers.items():
             lines.append(
-                f"{case:<22}{server:<12}{median_of(samples, 'p50_ms'):>9.2f}"
+                f"{case:<22}{server:<24}{median_of(samples, 'p50_ms'):>9.2f}"
                 f"{median_of(samples, 'p99_ms'):>9.2f}"
                 f"{median_of(samples, 'throughput_rps'):>9.0f}{len(samples):>6}"
             )
@@ -87,3 +90,28 @@ def plot(load: dict[str, dict[str, list[dict[str, float]]]], name: str) -> Path 
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """RESULTS.md's tables from a run's JSON: time to first prediction, load, memory."""
+    lines = ["| | median s | min s |", "|---|---:|---:|"]
+    for name, values in result["time_to_first_prediction_s"].items():
+        lines.append(f"| {name} | {statistics.median(values):.3f} | {min(values):.3f} |")
+    lines += ["", "| case | server | p50 ms | p99 ms | req/s |", "|---|---|---:|---:|---:|"]
+    for case, servers in result["load"].items():
+        for index, (server, samples) in enumerate(servers.items()):
+            lines.append(
+                f"| {case if index == 0 else ''} | {server} | {median_of(samples, 'p50_ms'):.2f} "
+                f"| {median_of(samples, 'p99_ms'):.2f} "
+                f"| {median_of(samples, 'throughput_rps'):.0f} |"
+            )
+    lines += ["", "| | MB |", "|---|---:|"]
+    for name, values in result["memory_rss_bytes"].items():
+        lines.append(f"| {name} | {statistics.median(values) / 2**20:.0f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(markdown(json.loads(Path(sys.argv[1]).read_text())))
