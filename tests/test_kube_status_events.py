@@ -61,12 +61,13 @@ async def test_a_volume_that_cannot_be_used_is_the_reason_the_serve_waits(
     code, _ = await api("POST", "/api/v1/serve", SEED_BODY)
     assert code == 200
 
-    # Then GET says it waits, naming the Event's reason, its Pod and its message
+    # Then GET says it waits for the Pod, naming the Event's reason, its Pod and its message
+    # (until the Deployment controller has observed the Deployment, the reason says that
+    # first, then the Event: both true, so the wait is for the settled form)
     [pod] = wait_for(lambda: _pods(kube_cluster, kube_namespace), what="the serve's Pod")
-    serve = await eventually(
-        in_state(api, "PENDING", said.format(pod.metadata.name)), what=f"{behaviour} named"
-    )
-    assert serve["reason"].startswith("waiting for the Pod to start; ")
+    waiting = "waiting for the Pod to start; " + said.format(pod.metadata.name)
+    serve = await eventually(in_state(api, "PENDING", waiting), what=f"{behaviour} named")
+    assert serve["reason"].startswith(waiting)
 
 
 async def test_an_evicted_pod_is_replaced_and_named_while_its_replacement_starts(
