@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from jupyter_modelserve.backends.local import DEFAULT_REST_PORT
+from jupyter_modelserve.backends.local_settings import DEFAULT_REST_PORT
 from jupyter_modelserve.service import ServeService
 
 from .conftest import SEED_BODY, Api, crash_model_server, post_json, server_config
