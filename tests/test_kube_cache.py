@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from jupyter_modelserve.backends import naming
 from jupyter_modelserve.backends.base import ServeSpec
@@ -23,6 +22,7 @@ from jupyter_modelserve.backends.kubernetes import KubernetesBackend
 
 from .kube.counting import counting
 from .kube.fixtures import KubeCluster, wait_for
+from .kube.loopback import loopback_kubeconfig
 
 SELECTOR = "app.kubernetes.io/managed-by=jupyter-modelserve,modelserve/instance=h3"
 
@@ -97,7 +97,7 @@ def bookmarking(tmp_path: Path) -> Iterator[tuple[_Bookmarking, Path]]:
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    path = _kubeconfig(tmp_path, server.server_port)
+    path = loopback_kubeconfig(tmp_path / "kubeconfig", server.server_port)
     try:
         yield script, path
     finally:
@@ -126,20 +126,6 @@ def test_a_bookmark_moves_the_watch_on_without_a_relist(
     finally:
         cache.close()
         api.close()
-
-
-def _kubeconfig(tmp_path: Path, port: int) -> Path:
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-        "current-context": "x",
-    }
-    path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 def test_a_silent_watch_is_not_believed_and_status_reads_list(
@@ -187,7 +173,7 @@ def silent_server(tmp_path: Path) -> Iterator[tuple[Path, list[socket.socket]]]:
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
-    path = _kubeconfig(tmp_path, listener.getsockname()[1])
+    path = loopback_kubeconfig(tmp_path / "kubeconfig", listener.getsockname()[1])
     try:
         yield path, held
     finally:

@@ -16,10 +16,9 @@ from jupyter_modelserve.modelserver.batching_config import (
     BatchingParameters,
     parse_batching_parameters,
 )
-from jupyter_modelserve.modelserver.manager import ModelManager
 from jupyter_modelserve.modelserver.routes import Api
 
-from .modelserver_fixtures import TIMEOUT, build_all, config, wait_for, wait_idle
+from .modelserver_fixtures import TIMEOUT, build_all, loaded, wait_for
 
 # Longer than any test waits: a batch here forms only by filling up, never by a timer.
 NEVER_MICROS = 600 * 1_000_000
@@ -28,11 +27,8 @@ NEVER_MICROS = 600 * 1_000_000
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     bases: dict[str, Path] = build_all(tmp_path_factory.mktemp("batching-models"))
-    manager = ModelManager()
-    manager.apply_config([config(name, base) for name, base in bases.items()])
-    wait_idle(manager, *bases)
-    yield Api(manager)
-    manager.close()
+    with loaded(bases) as manager:
+        yield Api(manager)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from jupyter_modelserve.modelserver.manager import ModelManager
 from jupyter_modelserve.modelserver.routes import Api
 from jupyter_modelserve.modelserver.servable import DirectCall
 
-from .modelserver_fixtures import build_all, config, wait_idle
+from .modelserver_fixtures import build_all, loaded
 
 PREDICT = "/v1/models/half_plus_two:predict"
 
@@ -22,11 +22,8 @@ PREDICT = "/v1/models/half_plus_two:predict"
 @pytest.fixture(scope="module")
 def manager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelManager]:
     bases: dict[str, Path] = build_all(tmp_path_factory.mktemp("fastpath-models"))
-    manager = ModelManager()
-    manager.apply_config([config(name, base) for name, base in bases.items()])
-    wait_idle(manager, *bases)
-    yield manager
-    manager.close()
+    with loaded(bases) as manager:
+        yield manager
 
 
 @pytest.fixture(scope="module")

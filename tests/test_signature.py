@@ -29,7 +29,7 @@ from jupyter_modelserve.signature import (
     signatures_of_folder,
 )
 
-from .modelserver_fixtures import TIMEOUT, build_all, config, serve, wait_idle
+from .modelserver_fixtures import TIMEOUT, build_all, config, loaded, serve, wait_idle
 
 MODELS = ("half_plus_two", "multi_io", "strings", "classify_v1", "keras_mlp")
 
@@ -59,12 +59,8 @@ def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def model_server(bases: dict[str, Path]) -> Iterator[str]:
-    manager = ModelManager()
-    manager.apply_config([config(name, base) for name, base in bases.items()])
-    wait_idle(manager, *bases)
-    with serve(manager) as url:
+    with loaded(bases) as manager, serve(manager) as url:
         yield url
-    manager.close()
 
 
 def tensorflow_signatures(pb: Path) -> dict[str, Any]:

@@ -37,11 +37,10 @@ from jupyter_modelserve.modelserver.routes import Api
 from ..modelserver_fixtures import (
     ServerProcess,
     build_all,
-    config,
+    loaded,
     serve,
     state_of,
     wait_for,
-    wait_idle,
 )
 from . import tally
 
@@ -64,11 +63,8 @@ def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def manager(bases: dict[str, Path]) -> Iterator[ModelManager]:
-    manager = ModelManager()
-    manager.apply_config([config(name, base) for name, base in bases.items()])
-    wait_idle(manager, *bases)
-    yield manager
-    manager.close()
+    with loaded(bases) as manager:
+        yield manager
 
 
 @pytest.fixture(scope="module")
