@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import gc
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -56,37 +56,54 @@ def _bounded(requests: int, concurrency: int) -> None:
         raise ValueError(f"requests 1..{MAX_REQUESTS}, concurrency 1..{MAX_CONCURRENCY}")
 
 
+async def _drive(
+    call: Callable[[int], Awaitable[Any]],
+    verify: Callable[[Any], None],
+    requests: int,
+    concurrency: int,
+) -> LoadResult:
+    """`concurrency` clients share `requests` calls; `call(client)` makes one and returns its
+    answer, timed, and `verify(answer)` raises on a wrong one, untimed. Every client's
+    connection is warmed with one call first, so connect time is not in the figures."""
+    latencies: list[float] = []
+    remaining = 0
+
+    async def client(index: int) -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1  # single-threaded event loop: no race between clients
+            started = time.perf_counter()
+            answer = await call(index)
+            latencies.append(time.perf_counter() - started)
+            verify(answer)
+
+    remaining = concurrency
+    await asyncio.gather(*(client(index) for index in range(concurrency)))
+    latencies.clear()
+    remaining = requests
+    started = time.perf_counter()
+    await asyncio.gather(*(client(index) for index in range(concurrency)))
+    return summarise(latencies, concurrency, time.perf_counter() - started)
+
+
 async def _http_load(
     url: str, body: bytes, requests: int, concurrency: int, check: Callable[[bytes], bool]
 ) -> LoadResult:
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
     timeout = aiohttp.ClientTimeout(total=60)
     headers = {"Content-Type": "application/json"}
-    latencies: list[float] = []
-    remaining = requests
-
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
-        async def client() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1  # single-threaded event loop: no race between clients
-                started = time.perf_counter()
-                async with session.post(url, data=body, headers=headers) as response:
-                    answer = await response.read()
-                latencies.append(time.perf_counter() - started)
-                if response.status != 200 or not check(answer):
-                    raise RuntimeError(f"{url} answered {response.status}: {answer[:300]!r}")
+        async def call(_: int) -> tuple[int, bytes]:
+            async with session.post(url, data=body, headers=headers) as response:
+                return response.status, await response.read()
 
-        # Warm every connection first, so connect time is not in the figures.
-        remaining = concurrency
-        await asyncio.gather(*(client() for _ in range(concurrency)))
-        latencies.clear()
-        remaining = requests
-        started = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(concurrency)))
-        wall = time.perf_counter() - started
-    return summarise(latencies, concurrency, wall)
+        def verify(answer: tuple[int, bytes]) -> None:
+            status, raw = answer
+            if status != 200 or not check(raw):
+                raise RuntimeError(f"{url} answered {status}: {raw[:300]!r}")
+
+        return await _drive(call, verify, requests, concurrency)
 
 
 def http_load(
@@ -104,34 +121,22 @@ async def _grpc_load(
     import grpc
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-    latencies: list[float] = []
-    remaining = requests
     # One channel per client, as one HTTP connection per client above.
     channels = [grpc.aio.insecure_channel(address) for _ in range(concurrency)]
+    stubs = [prediction_service_pb2_grpc.PredictionServiceStub(c) for c in channels]
+
+    async def call(index: int) -> Any:
+        return await stubs[index].Predict(request, timeout=60)
+
+    def verify(answer: Any) -> None:
+        if not check(answer):
+            raise RuntimeError(f"{address} answered {str(answer)[:300]}")
+
     try:
-
-        async def client(channel: Any) -> None:
-            nonlocal remaining
-            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-            while remaining > 0:
-                remaining -= 1
-                started = time.perf_counter()
-                answer = await stub.Predict(request, timeout=60)
-                latencies.append(time.perf_counter() - started)
-                if not check(answer):
-                    raise RuntimeError(f"{address} answered {str(answer)[:300]}")
-
-        remaining = concurrency
-        await asyncio.gather(*(client(channel) for channel in channels))
-        latencies.clear()
-        remaining = requests
-        started = time.perf_counter()
-        await asyncio.gather(*(client(channel) for channel in channels))
-        wall = time.perf_counter() - started
+        return await _drive(call, verify, requests, concurrency)
     finally:
         for channel in channels:
             await channel.close()
-    return summarise(latencies, concurrency, wall)
 
 
 def grpc_load(
