@@ -19,8 +19,8 @@ from typing import Any
 import requests
 
 from benchmarks.event_loop_lag import pings_during
-from benchmarks.load import percentile
 from benchmarks.ours import Ours
+from benchmarks.stats import percentile
 from tests.servers import TOKEN
 
 DEPLOYS = 20

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import requests
 
+from benchmarks.stats import percentile
 from tests.servers import TOKEN, JupyterProcess
 
 RESULTS = Path(__file__).parent / "results"
@@ -43,11 +44,6 @@ def pings_during(url: str, work: Callable[[], None]) -> list[float]:
         latencies.append(time.perf_counter() - start)
     worker.join()
     return latencies
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import requests
 
+from benchmarks.stats import percentile
 from jupyter_modelserve.demo import build_half_plus_two
 from tests.servers import TOKEN, JupyterProcess
 
@@ -34,10 +35,6 @@ def latencies(session: requests.Session, url: str, count: int) -> list[float]:
         taken.append((time.perf_counter() - started) * 1000)
         response.raise_for_status()
     return sorted(taken)
-
-
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * fraction))]
 
 
 def main() -> None:

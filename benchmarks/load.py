@@ -19,6 +19,8 @@ from typing import Any
 
 import aiohttp
 
+from benchmarks.stats import percentile
+
 MAX_REQUESTS = 1_000_000  # bound on a run's size, whatever the command line says
 MAX_CONCURRENCY = 256
 
@@ -35,19 +37,13 @@ class LoadResult:
         return asdict(self)
 
 
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile of an already sorted list."""
-    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * fraction))]
-
-
 def summarise(latencies_s: list[float], concurrency: int, wall_s: float) -> LoadResult:
-    ordered = sorted(latencies_s)
     return LoadResult(
-        requests=len(ordered),
+        requests=len(latencies_s),
         concurrency=concurrency,
-        p50_ms=percentile(ordered, 0.5) * 1000,
-        p99_ms=percentile(ordered, 0.99) * 1000,
-        throughput_rps=len(ordered) / wall_s,
+        p50_ms=percentile(latencies_s, 0.5) * 1000,
+        p99_ms=percentile(latencies_s, 0.99) * 1000,
+        throughput_rps=len(latencies_s) / wall_s,
     )
 
 

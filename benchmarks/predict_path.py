@@ -30,6 +30,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from benchmarks.stats import percentile
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 RESULTS = Path(__file__).parent / "results"
@@ -63,11 +65,6 @@ def build_mlp(export_dir: Path) -> Path:
 def body(model: str, batch: int) -> bytes:
     row: Any = 1.5 if model == "simple" else [((i * 7) % 255) / 255.0 for i in range(784)]
     return json.dumps({"instances": [row] * batch}).encode()
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
 def timed(call: Callable[[], Any], count: int) -> list[float]:

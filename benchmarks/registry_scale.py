@@ -32,6 +32,7 @@ import requests
 from sqlalchemy import Engine, event, insert, text
 
 from benchmarks.load import collector_paused
+from benchmarks.stats import percentile
 from jupyter_modelserve.backends.base import ServeSpec
 from jupyter_modelserve.backends.local_config import with_version
 from jupyter_modelserve.registry import orm
@@ -85,11 +86,6 @@ def insert_rows(engine: Engine, served: list[str], big_versions: list[int], tag_
                 for n in served
             ],
         )  # fmt: skip
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
 def measure(requests: int = 50, db_url: str | None = None) -> dict[str, Any]:
